@@ -1,0 +1,491 @@
+//! `[OUTPUT]` properties → a validated [`Config`].
+//!
+//! Every option is read here, once, at Init, with the names and meanings of AWS's Go plugin
+//! `cloudwatch`. An empty value means "not set", as in the Go plugin. A missing or invalid
+//! option is an [`OptionError`] that names the option, the value and what is accepted. No
+//! I/O happens here: credentials and AWS calls come after validation.
+
+use std::fmt;
+
+/// Every option this plugin reads, as users write it in `[OUTPUT]`.
+pub const OPTION_NAMES: &[&str] = &[
+    "region",
+    "log_group_name",
+    "log_stream_name",
+    "log_stream_prefix",
+    "log_key",
+    "auto_create_group",
+    "auto_create_stream",
+    "role_arn",
+    "external_id",
+    "endpoint",
+    "sts_endpoint",
+];
+
+/// CloudWatch's limit on group and stream names, in bytes.
+pub const MAX_NAME_BYTES: usize = 512;
+
+/// How the stream of a record is named.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamName {
+    /// `log_stream_name`: this name for every record.
+    Fixed(String),
+    /// `log_stream_prefix`: the prefix followed by the record's tag.
+    Prefix(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub region: String,
+    pub log_group_name: String,
+    pub log_stream: StreamName,
+    pub log_key: Option<String>,
+    pub auto_create_group: bool,
+    pub auto_create_stream: bool,
+    pub role_arn: Option<String>,
+    pub external_id: Option<String>,
+    /// CloudWatch Logs endpoint URL (scheme added when the user gave a bare host).
+    pub endpoint: Option<String>,
+    /// STS endpoint URL for `role_arn`.
+    pub sts_endpoint: Option<String>,
+}
+
+/// A bad option: which one, its value, and what would have been accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OptionError {
+    pub option: &'static str,
+    /// `None` when the option is missing.
+    pub value: Option<String>,
+    pub accepted: String,
+}
+
+/// The longest part of a bad value quoted back in an error.
+const MAX_QUOTED: usize = 120;
+
+impl fmt::Display for OptionError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.value {
+            None => write!(f, "missing '{}': {}", self.option, self.accepted),
+            Some(v) => {
+                let mut end = v.len().min(MAX_QUOTED);
+                while !v.is_char_boundary(end) {
+                    end -= 1;
+                }
+                let more = if end < v.len() {
+                    format!("... ({} bytes)", v.len())
+                } else {
+                    String::new()
+                };
+                write!(
+                    f,
+                    "invalid '{}' {:?}{}: {}",
+                    self.option,
+                    &v[..end],
+                    more,
+                    self.accepted
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for OptionError {}
+
+fn invalid(option: &'static str, value: &str, accepted: impl Into<String>) -> OptionError {
+    OptionError {
+        option,
+        value: Some(value.to_owned()),
+        accepted: accepted.into(),
+    }
+}
+
+fn missing(option: &'static str, accepted: impl Into<String>) -> OptionError {
+    OptionError {
+        option,
+        value: None,
+        accepted: accepted.into(),
+    }
+}
+
+impl Config {
+    /// Reads and validates every option. `get` returns a property as the user set it (or
+    /// `None`); `env_region` is `AWS_REGION`, used when `region` is not set.
+    pub fn from_properties(
+        get: impl Fn(&str) -> Option<String>,
+        env_region: Option<String>,
+    ) -> Result<Config, OptionError> {
+        let get = |name: &str| get(name).filter(|v| !v.is_empty());
+
+        let region = match get("region") {
+            Some(r) => region("region", &r)?,
+            None => match env_region.filter(|r| !r.is_empty()) {
+                Some(r) => region("region", &r)?,
+                None => {
+                    return Err(missing(
+                        "region",
+                        "set 'region' (or AWS_REGION) to the region of the log group, e.g. us-east-1",
+                    ));
+                }
+            },
+        };
+        let log_group_name = match get("log_group_name") {
+            Some(g) => group_name(&g)?,
+            None => return Err(missing("log_group_name", "the log group to write to")),
+        };
+        let log_stream = match (get("log_stream_name"), get("log_stream_prefix")) {
+            (Some(_), Some(_)) => {
+                return Err(OptionError {
+                    option: "log_stream_prefix",
+                    value: get("log_stream_prefix"),
+                    accepted: "set only one of 'log_stream_name' and 'log_stream_prefix'".into(),
+                });
+            }
+            (Some(name), None) => StreamName::Fixed(stream_name("log_stream_name", &name, false)?),
+            (None, Some(prefix)) => {
+                StreamName::Prefix(stream_name("log_stream_prefix", &prefix, true)?)
+            }
+            (None, None) => {
+                return Err(missing(
+                    "log_stream_name",
+                    "set 'log_stream_name', or 'log_stream_prefix' to name streams prefix + tag",
+                ));
+            }
+        };
+        Ok(Config {
+            region,
+            log_group_name,
+            log_stream,
+            log_key: get("log_key"),
+            auto_create_group: boolean("auto_create_group", get("auto_create_group"), false)?,
+            auto_create_stream: boolean("auto_create_stream", get("auto_create_stream"), true)?,
+            role_arn: get("role_arn").map(|v| role_arn(&v)).transpose()?,
+            external_id: get("external_id").map(|v| external_id(&v)).transpose()?,
+            endpoint: get("endpoint")
+                .map(|v| endpoint("endpoint", &v))
+                .transpose()?,
+            sts_endpoint: get("sts_endpoint")
+                .map(|v| endpoint("sts_endpoint", &v))
+                .transpose()?,
+        })
+    }
+}
+
+/// true/false, on/off, yes/no in any case.
+fn boolean(
+    option: &'static str,
+    value: Option<String>,
+    default: bool,
+) -> Result<bool, OptionError> {
+    let Some(v) = value else {
+        return Ok(default);
+    };
+    match v.trim().to_ascii_lowercase().as_str() {
+        "true" | "on" | "yes" => Ok(true),
+        "false" | "off" | "no" => Ok(false),
+        _ => Err(invalid(option, &v, "expected true/false, on/off or yes/no")),
+    }
+}
+
+fn region(option: &'static str, v: &str) -> Result<String, OptionError> {
+    let ok = (2..=32).contains(&v.len())
+        && v.starts_with(|c: char| c.is_ascii_lowercase())
+        && v.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if ok {
+        Ok(v.to_owned())
+    } else {
+        Err(invalid(
+            option,
+            v,
+            "expected an AWS region code of lowercase letters, digits and '-', e.g. ap-northeast-1",
+        ))
+    }
+}
+
+fn rejects_template(option: &'static str, v: &str) -> Result<(), OptionError> {
+    if v.contains("$(") {
+        return Err(invalid(
+            option,
+            v,
+            "templates ($(...)) are not supported yet; give a literal name",
+        ));
+    }
+    Ok(())
+}
+
+/// CloudWatch: 1–512 characters of `A-Z a-z 0-9 _ . / # -`.
+fn group_name(v: &str) -> Result<String, OptionError> {
+    rejects_template("log_group_name", v)?;
+    let ok = v.len() <= MAX_NAME_BYTES
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_./#-".contains(&b));
+    if ok {
+        Ok(v.to_owned())
+    } else {
+        Err(invalid(
+            "log_group_name",
+            v,
+            "expected 1 to 512 characters of A-Z a-z 0-9 _ . / # -",
+        ))
+    }
+}
+
+/// CloudWatch: 1–512 characters, no `:` or `*`. A prefix may be shorter than a name.
+fn stream_name(option: &'static str, v: &str, prefix: bool) -> Result<String, OptionError> {
+    rejects_template(option, v)?;
+    let limit = if prefix {
+        MAX_NAME_BYTES - 1
+    } else {
+        MAX_NAME_BYTES
+    };
+    if v.len() <= limit && !v.contains([':', '*']) {
+        Ok(v.to_owned())
+    } else {
+        Err(invalid(
+            option,
+            v,
+            format!("expected 1 to {limit} bytes without ':' or '*'"),
+        ))
+    }
+}
+
+/// `arn:<partition>:iam::<12-digit account>:role/<path/>name`.
+fn role_arn(v: &str) -> Result<String, OptionError> {
+    let parts: Vec<&str> = v.splitn(6, ':').collect();
+    let ok = match parts.as_slice() {
+        ["arn", partition, "iam", "", account, resource] => {
+            !partition.is_empty()
+                && partition
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b == b'-')
+                && account.len() == 12
+                && account.bytes().all(|b| b.is_ascii_digit())
+                && resource
+                    .strip_prefix("role/")
+                    .and_then(|r| r.rsplit('/').next())
+                    .is_some_and(|name| {
+                        (1..=64).contains(&name.len())
+                            && name
+                                .bytes()
+                                .all(|b| b.is_ascii_alphanumeric() || b"+=,.@_-".contains(&b))
+                    })
+                && v.len() <= 2048
+        }
+        _ => false,
+    };
+    if ok {
+        Ok(v.to_owned())
+    } else {
+        Err(invalid(
+            "role_arn",
+            v,
+            "is not a role ARN; expected arn:aws:iam::<account>:role/<name>",
+        ))
+    }
+}
+
+/// STS: 2–1224 characters of `\w+=,.@:/-`.
+fn external_id(v: &str) -> Result<String, OptionError> {
+    let ok = (2..=1224).contains(&v.len())
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_+=,.@:/-".contains(&b));
+    if ok {
+        Ok(v.to_owned())
+    } else {
+        Err(invalid(
+            "external_id",
+            v,
+            "expected 2 to 1224 characters of letters, digits and _+=,.@:/-",
+        ))
+    }
+}
+
+/// `https://host[:port][/path]`, `http://…`, or a bare `host[:port]` (as the C plugin takes
+/// it), which means https.
+fn endpoint(option: &'static str, v: &str) -> Result<String, OptionError> {
+    let accepted = "expected a URL such as https://logs.us-east-1.amazonaws.com or http://127.0.0.1:5000, or a host name";
+    let (scheme, rest) = match v.split_once("://") {
+        Some((s, rest)) if s.eq_ignore_ascii_case("http") || s.eq_ignore_ascii_case("https") => {
+            (s.to_ascii_lowercase(), rest)
+        }
+        Some(_) => return Err(invalid(option, v, accepted)),
+        None => ("https".to_owned(), v),
+    };
+    let host_port = rest.split('/').next().unwrap_or("");
+    let (host, port) = match host_port.rsplit_once(':') {
+        Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => (h, Some(p)),
+        _ => (host_port, None),
+    };
+    let host_ok = !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._[]:".contains(&b));
+    let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok_and(|n| n > 0));
+    if host_ok && port_ok && !rest.contains(char::is_whitespace) && v.len() <= 2048 {
+        Ok(format!("{scheme}://{rest}"))
+    } else {
+        Err(invalid(option, v, accepted))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(pairs: &[(&str, &str)]) -> Result<Config, OptionError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_properties(|k| map.get(k).cloned(), None)
+    }
+
+    const BASE: &[(&str, &str)] = &[
+        ("region", "ap-northeast-1"),
+        ("log_group_name", "/ecs/httpd"),
+        ("log_stream_name", "task-1"),
+    ];
+
+    fn with(extra: &[(&'static str, &'static str)]) -> Result<Config, OptionError> {
+        let mut all = BASE.to_vec();
+        all.extend_from_slice(extra);
+        config(&all)
+    }
+
+    #[test]
+    fn the_firelens_example() {
+        let c = with(&[
+            ("auto_create_group", "true"),
+            (
+                "role_arn",
+                "arn:aws:iam::222222222222:role/firelens-cross-account",
+            ),
+        ])
+        .unwrap();
+        assert_eq!(c.region, "ap-northeast-1");
+        assert_eq!(c.log_stream, StreamName::Fixed("task-1".into()));
+        assert!(c.auto_create_group && c.auto_create_stream);
+        assert_eq!(
+            c.role_arn.as_deref(),
+            Some("arn:aws:iam::222222222222:role/firelens-cross-account")
+        );
+    }
+
+    #[test]
+    fn region_falls_back_to_aws_region() {
+        let c = Config::from_properties(
+            |k| match k {
+                "log_group_name" => Some("g".into()),
+                "log_stream_prefix" => Some("p-".into()),
+                _ => None,
+            },
+            Some("eu-west-1".into()),
+        )
+        .unwrap();
+        assert_eq!(c.region, "eu-west-1");
+        assert_eq!(c.log_stream, StreamName::Prefix("p-".into()));
+        let e = Config::from_properties(|_| None, None).unwrap_err();
+        assert_eq!(e.option, "region");
+        assert!(e.to_string().starts_with("missing 'region'"));
+    }
+
+    #[test]
+    fn booleans_in_every_spelling() {
+        for (v, want) in [
+            ("ON", true),
+            ("Yes", true),
+            ("off", false),
+            ("FALSE", false),
+        ] {
+            assert_eq!(
+                with(&[("auto_create_stream", v)])
+                    .unwrap()
+                    .auto_create_stream,
+                want
+            );
+        }
+        let e = with(&[("auto_create_group", "maybe")]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid 'auto_create_group' \"maybe\": expected true/false, on/off or yes/no"
+        );
+    }
+
+    #[test]
+    fn exactly_one_stream_option() {
+        let e = with(&[("log_stream_prefix", "x")]).unwrap_err();
+        assert_eq!(e.option, "log_stream_prefix");
+        let e = config(&[("region", "us-east-1"), ("log_group_name", "g")]).unwrap_err();
+        assert_eq!(e.option, "log_stream_name");
+    }
+
+    #[test]
+    fn names_follow_cloudwatch_rules() {
+        assert_eq!(
+            config(&[
+                ("region", "us-east-1"),
+                ("log_group_name", "bad group"),
+                ("log_stream_name", "s")
+            ])
+            .unwrap_err()
+            .option,
+            "log_group_name"
+        );
+        assert_eq!(
+            config(&[
+                ("region", "us-east-1"),
+                ("log_group_name", "g"),
+                ("log_stream_name", "a:b")
+            ])
+            .unwrap_err()
+            .option,
+            "log_stream_name"
+        );
+        let e = config(&[
+            ("region", "us-east-1"),
+            ("log_group_name", "g"),
+            ("log_stream_name", "$(ecs_task_id)"),
+        ])
+        .unwrap_err();
+        assert!(e.to_string().contains("not supported yet"), "{e}");
+    }
+
+    #[test]
+    fn role_arns() {
+        assert!(with(&[("role_arn", "arn:aws-cn:iam::123456789012:role/path/x_y")]).is_ok());
+        let e = with(&[("role_arn", "arn:aws:iam::111122223333:user/x")]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid 'role_arn' \"arn:aws:iam::111122223333:user/x\": is not a role ARN; expected arn:aws:iam::<account>:role/<name>"
+        );
+        assert!(with(&[("role_arn", "arn:aws:iam::12345:role/x")]).is_err());
+    }
+
+    #[test]
+    fn endpoints() {
+        let c = with(&[
+            ("endpoint", "logs.example.com:4443"),
+            ("sts_endpoint", "http://127.0.0.1:5000"),
+        ])
+        .unwrap();
+        assert_eq!(c.endpoint.as_deref(), Some("https://logs.example.com:4443"));
+        assert_eq!(c.sts_endpoint.as_deref(), Some("http://127.0.0.1:5000"));
+        for bad in ["ftp://x", "http://", "http://h:99999", "a b"] {
+            assert_eq!(
+                with(&[("endpoint", bad)]).unwrap_err().option,
+                "endpoint",
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn long_values_are_quoted_short() {
+        let long = "x".repeat(100_000);
+        let map: HashMap<&str, String> = [("region", long)].into_iter().collect();
+        let e = Config::from_properties(|k| map.get(k).cloned(), None).unwrap_err();
+        assert!(e.to_string().len() < 400);
+        assert!(e.to_string().contains("(100000 bytes)"));
+    }
+}

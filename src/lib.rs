@@ -1,0 +1,34 @@
+//! A Fluent Bit output plugin that delivers logs to Amazon CloudWatch Logs, in the same AWS
+//! account or, through an IAM role it assumes (`role_arn`), in another one.
+//!
+//! Fluent Bit loads the built `cdylib` as a Go-ABI proxy plugin named `cloudwatch` (the
+//! same name and options as AWS's Go plugin). The data path, one module per step:
+//!
+//! 1. [`abi`]: the exported C symbols. Init reads the `[OUTPUT]` options; each flush hands
+//!    the chunk from Fluent Bit's small coroutine stack to a thread of ours and waits.
+//! 2. [`config`]: the options, validated once into a typed [`config::Config`].
+//! 3. [`instance`]: one `[OUTPUT]`; [`instance::prepare`] turns a chunk into events per stream.
+//! 4. [`decode`]: MessagePack chunk → records (time + body), without recursion.
+//! 5. [`encode`]: record → message text (whole record as JSON, or the `log_key` value).
+//! 6. [`batch`]: events → PutLogEvents batches within CloudWatch's limits.
+//! 7. [`deliver`]: CreateLogGroup/CreateLogStream when needed, PutLogEvents.
+//! 8. [`credentials`]: the default AWS credential chain, and the assumed role on top.
+//! 9. [`runtime`] (the shared async runtime) and [`log`] (Fluent Bit–style log lines).
+//!
+//! Invariants: no `unsafe` outside [`abi`]; no panic crosses the C boundary; no record is
+//! dropped without a counted, logged reason; nothing deep or big runs on Fluent Bit's stack.
+
+#![deny(unsafe_code)]
+#![warn(unreachable_pub, unused_must_use)]
+
+#[allow(unsafe_code)] // The C boundary: the one place with raw pointers.
+pub mod abi;
+pub mod batch;
+pub mod config;
+pub mod credentials;
+pub mod decode;
+pub mod deliver;
+pub mod encode;
+pub mod instance;
+pub mod log;
+pub mod runtime;
