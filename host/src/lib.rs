@@ -1,1 +1,29 @@
+//! A stand-in for Fluent Bit and AWS, for the tests, the demo and the benches.
+//!
+//! - [`host`]: loads the built library with `dlopen` and calls it exactly as Fluent Bit
+//!   does: Register → Init per instance (with the v1.9.10 `flb_api` and a property
+//!   callback) → FlushCtx on a thread with a 24 KiB stack → ExitCtx → Unregister.
+//! - [`moto`]: installs moto into a virtualenv under `target/` (once) and runs it on a free
+//!   loopback port; [`cloud`] reads back what landed there, per account.
+//! - [`msgpack`]: writes chunks the way Fluent Bit encodes them.
 
+pub mod cloud;
+pub mod host;
+pub mod moto;
+pub mod msgpack;
+
+/// The workspace's `target` directory.
+pub fn target_dir() -> std::path::PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"))
+}
+
+/// The fixtures captured from Fluent Bit (`../shared/fixtures` beside the repository).
+pub fn fixtures_dir() -> std::path::PathBuf {
+    std::env::var_os("FLB_FIXTURES")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures")
+        })
+}

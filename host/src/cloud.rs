@@ -1,0 +1,173 @@
+//! Reads back, per account, what landed in moto: the checks of the tests and the demo.
+
+use aws_config::{BehaviorVersion, Region};
+use aws_sdk_cloudwatchlogs::Client;
+use aws_sdk_cloudwatchlogs::config::Credentials;
+
+/// The static keys the tests use as the source account's (task role's) credentials; moto
+/// maps unknown keys to its default account.
+pub const SOURCE_ACCESS_KEY: &str = "AKIAIOSFODNN7EXAMPLE";
+pub const SOURCE_SECRET_KEY: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+/// moto's default account: the source account of the tests.
+pub const SOURCE_ACCOUNT: &str = "123456789012";
+
+/// A log event as CloudWatch stores it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEvent {
+    pub timestamp: i64,
+    pub message: String,
+}
+
+/// A view of one account in moto.
+pub struct Account {
+    client: Client,
+    pub id: String,
+    runtime: tokio::runtime::Runtime,
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+fn logs_client(url: &str, region: &str, creds: Credentials) -> Client {
+    let conf = aws_sdk_cloudwatchlogs::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(region.to_owned()))
+        .endpoint_url(url)
+        .credentials_provider(creds)
+        .build();
+    Client::from_conf(conf)
+}
+
+impl Account {
+    /// The source account, with the static keys.
+    pub fn source(url: &str, region: &str) -> Account {
+        let creds = Credentials::new(SOURCE_ACCESS_KEY, SOURCE_SECRET_KEY, None, None, "static");
+        Account {
+            client: logs_client(url, region, creds),
+            id: SOURCE_ACCOUNT.into(),
+            runtime: runtime(),
+        }
+    }
+
+    /// The account of `role_arn`, through AssumeRole from the source account's keys.
+    /// Returns it with the assumed role's ARN (which shows the session name).
+    pub fn assume(url: &str, region: &str, role_arn: &str) -> Result<(Account, String), String> {
+        let rt = runtime();
+        let (creds, arn) = rt.block_on(async {
+            let conf = aws_sdk_sts::Config::builder()
+                .behavior_version(BehaviorVersion::latest())
+                .region(Region::new(region.to_owned()))
+                .endpoint_url(url)
+                .credentials_provider(Credentials::new(
+                    SOURCE_ACCESS_KEY,
+                    SOURCE_SECRET_KEY,
+                    None,
+                    None,
+                    "static",
+                ))
+                .build();
+            let out = aws_sdk_sts::Client::from_conf(conf)
+                .assume_role()
+                .role_arn(role_arn)
+                .role_session_name("flb-host-check")
+                .send()
+                .await
+                .map_err(|e| aws_sdk_sts::error::DisplayErrorContext(e).to_string())?;
+            let c = out.credentials.ok_or("no credentials")?;
+            let arn = out.assumed_role_user.map(|u| u.arn).unwrap_or_default();
+            Ok::<_, String>((
+                Credentials::new(
+                    c.access_key_id,
+                    c.secret_access_key,
+                    Some(c.session_token),
+                    None,
+                    "assumed",
+                ),
+                arn,
+            ))
+        })?;
+        let id = role_arn.split(':').nth(4).unwrap_or_default().to_owned();
+        Ok((
+            Account {
+                client: logs_client(url, region, creds),
+                id,
+                runtime: rt,
+            },
+            arn,
+        ))
+    }
+
+    /// Names of every log group in this account and region.
+    pub fn groups(&self) -> Vec<String> {
+        self.runtime.block_on(async {
+            let mut names = Vec::new();
+            let mut pages = self.client.describe_log_groups().into_paginator().send();
+            while let Some(page) = pages.next().await {
+                let page = page.expect("DescribeLogGroups");
+                names.extend(
+                    page.log_groups()
+                        .iter()
+                        .filter_map(|g| g.log_group_name().map(String::from)),
+                );
+            }
+            names
+        })
+    }
+
+    /// Names of the streams of `group`.
+    pub fn streams(&self, group: &str) -> Vec<String> {
+        self.runtime.block_on(async {
+            let out = self
+                .client
+                .describe_log_streams()
+                .log_group_name(group)
+                .send()
+                .await
+                .expect("DescribeLogStreams");
+            out.log_streams()
+                .iter()
+                .filter_map(|s| s.log_stream_name().map(String::from))
+                .collect()
+        })
+    }
+
+    /// Every event of a stream, oldest first.
+    pub fn events(&self, group: &str, stream: &str) -> Vec<StoredEvent> {
+        self.runtime.block_on(async {
+            let mut events = Vec::new();
+            let mut token: Option<String> = None;
+            loop {
+                let out = self
+                    .client
+                    .get_log_events()
+                    .log_group_name(group)
+                    .log_stream_name(stream)
+                    .start_from_head(true)
+                    .set_next_token(token.clone())
+                    .send()
+                    .await
+                    .expect("GetLogEvents");
+                let page: Vec<_> = out
+                    .events()
+                    .iter()
+                    .map(|e| StoredEvent {
+                        timestamp: e.timestamp.unwrap_or_default(),
+                        message: e.message.clone().unwrap_or_default(),
+                    })
+                    .collect();
+                let next = out.next_forward_token().map(String::from);
+                let done = page.is_empty() || next == token;
+                events.extend(page);
+                if done {
+                    return events;
+                }
+                token = next;
+            }
+        })
+    }
+}

@@ -1,0 +1,276 @@
+//! Fluent Bit's side of the Go-plugin ABI (`shared/fluent-bit-go-abi.md`), for one process.
+//!
+//! The structs are laid out as the host lays them out. `flb_api` is the v1.9.10 one (a
+//! single function pointer), so a plugin that read a later field would read past it (and
+//! valgrind or ASan would say so). The definition passed to Register is the v2 one with a
+//! canary in `event_type`, which a v1.9-correct plugin never writes.
+
+use std::collections::HashMap;
+use std::ffi::{CStr, CString, c_char, c_int, c_void};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use libloading::Library;
+
+pub const FLB_ERROR: c_int = 0;
+pub const FLB_OK: c_int = 1;
+pub const FLB_RETRY: c_int = 2;
+
+/// The coroutine stack of Fluent Bit v1.9.10 (`3 * PTHREAD_STACK_MIN / 2`).
+pub const FLUSH_STACK_SIZE: usize = 24 * 1024;
+
+const EVENT_TYPE_CANARY: c_int = 0x5a5a;
+
+/// `struct flb_plugin_proxy_def` as v2+ has it (v1.9 lacks `event_type`).
+#[repr(C)]
+pub struct ProxyDef {
+    pub type_: c_int,
+    pub proxy: c_int,
+    pub flags: c_int,
+    pub name: *mut c_char,
+    pub description: *mut c_char,
+    pub event_type: c_int,
+}
+
+/// `struct flb_api` as v1.9.10 has it.
+#[repr(C)]
+struct Api {
+    output_get_property: unsafe extern "C" fn(*const c_char, *mut c_void) -> *const c_char,
+}
+
+#[repr(C)]
+struct GoOutputPlugin {
+    name: *mut c_void,
+    api: *const Api,
+    o_ins: *mut c_void,
+    context: *mut ProxyContext,
+}
+
+#[repr(C)]
+struct ProxyContext {
+    remote_context: *mut c_void,
+}
+
+type RegisterFn = unsafe extern "C" fn(*mut ProxyDef) -> c_int;
+type InitFn = unsafe extern "C" fn(*mut c_void) -> c_int;
+type FlushCtxFn = unsafe extern "C" fn(*mut c_void, *const c_void, c_int, *const c_char) -> c_int;
+type ExitCtxFn = unsafe extern "C" fn(*mut c_void) -> c_int;
+type UnregisterFn = unsafe extern "C" fn(*mut ProxyDef);
+
+/// The loaded library and what Register told us.
+pub struct Plugin {
+    _library: Library,
+    init: InitFn,
+    flush_ctx: FlushCtxFn,
+    exit_ctx: ExitCtxFn,
+    unregister: UnregisterFn,
+    def: Box<ProxyDef>,
+    /// The `Name` the plugin registered.
+    pub name: String,
+    pub description: String,
+}
+
+// SAFETY (test host): the function pointers are plain C functions of a library that is
+// never unloaded; `def` is only read.
+unsafe impl Send for Plugin {}
+unsafe impl Sync for Plugin {}
+
+/// Where `cargo build` put the library: `FLB_CLOUDWATCH_LIBRARY`, else
+/// `target/<profile>/libflb_out_cloudwatch.so` next to the running binary.
+pub fn library_path() -> PathBuf {
+    if let Some(p) = std::env::var_os("FLB_CLOUDWATCH_LIBRARY") {
+        return PathBuf::from(p);
+    }
+    let file = format!(
+        "{}flb_out_cloudwatch{}",
+        std::env::consts::DLL_PREFIX,
+        std::env::consts::DLL_SUFFIX
+    );
+    let exe = std::env::current_exe().unwrap_or_default();
+    exe.ancestors()
+        .skip(1)
+        .map(|dir| dir.join(&file))
+        .find(|p| p.exists())
+        .unwrap_or_else(|| crate::target_dir().join("debug").join(file))
+}
+
+/// The plugin, loaded once per process (Fluent Bit also loads a `.so` once) and registered.
+pub fn plugin() -> &'static Plugin {
+    static PLUGIN: OnceLock<Plugin> = OnceLock::new();
+    PLUGIN.get_or_init(|| {
+        let path = library_path();
+        Plugin::load(&path).unwrap_or_else(|e| panic!("cannot load {}: {e}", path.display()))
+    })
+}
+
+impl Plugin {
+    /// `dlopen(path, RTLD_LAZY)`, look up the symbols, call `FLBPluginRegister`.
+    pub fn load(path: &Path) -> Result<Plugin, String> {
+        // SAFETY: loading our own plugin; its initialisers are Rust's.
+        let library = unsafe { libloading::os::unix::Library::open(Some(path), libc_rtld_lazy()) }
+            .map_err(|e| e.to_string())?;
+        let library = Library::from(library);
+        // SAFETY: the symbols have the ABI's C signatures (include/flb_out_cloudwatch.h).
+        unsafe {
+            let register: RegisterFn = *library
+                .get(b"FLBPluginRegister\0")
+                .map_err(|e| e.to_string())?;
+            let init: InitFn = *library.get(b"FLBPluginInit\0").map_err(|e| e.to_string())?;
+            let flush_ctx: FlushCtxFn = *library
+                .get(b"FLBPluginFlushCtx\0")
+                .map_err(|e| e.to_string())?;
+            let exit_ctx: ExitCtxFn = *library
+                .get(b"FLBPluginExitCtx\0")
+                .map_err(|e| e.to_string())?;
+            let unregister: UnregisterFn = *library
+                .get(b"FLBPluginUnregister\0")
+                .map_err(|e| e.to_string())?;
+            let mut def = Box::new(ProxyDef {
+                type_: 0,
+                proxy: 0,
+                flags: 0,
+                name: std::ptr::null_mut(),
+                description: std::ptr::null_mut(),
+                event_type: EVENT_TYPE_CANARY,
+            });
+            if register(&mut *def) != 0 {
+                return Err("FLBPluginRegister failed".into());
+            }
+            let name = CStr::from_ptr(def.name).to_string_lossy().into_owned();
+            let description = CStr::from_ptr(def.description)
+                .to_string_lossy()
+                .into_owned();
+            Ok(Plugin {
+                _library: library,
+                init,
+                flush_ctx,
+                exit_ctx,
+                unregister,
+                def,
+                name,
+                description,
+            })
+        }
+    }
+
+    /// `type` and `proxy` as the host checks them, and whether `event_type` was left alone.
+    pub fn registration(&self) -> (c_int, c_int, bool) {
+        (
+            self.def.type_,
+            self.def.proxy,
+            self.def.event_type == EVENT_TYPE_CANARY,
+        )
+    }
+
+    /// Starts an `[OUTPUT]` instance with these properties. `Err(code)` if Init refused.
+    pub fn init(&'static self, properties: &[(&str, &str)]) -> Result<Output, c_int> {
+        let props = Box::new(Properties(
+            properties
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.to_ascii_lowercase(),
+                        CString::new(*v).expect("no NUL in test values"),
+                    )
+                })
+                .collect(),
+        ));
+        let api = Box::new(Api {
+            output_get_property: get_property,
+        });
+        let mut context = Box::new(ProxyContext {
+            remote_context: std::ptr::null_mut(),
+        });
+        let mut go = Box::new(GoOutputPlugin {
+            name: std::ptr::null_mut(),
+            api: &*api,
+            o_ins: (&*props as *const Properties).cast_mut().cast(),
+            context: &mut *context,
+        });
+        // SAFETY: every pointer in `go` is valid for the call.
+        let code = unsafe { (self.init)((&mut *go as *mut GoOutputPlugin).cast()) };
+        if code <= 0 {
+            return Err(code);
+        }
+        Ok(Output {
+            plugin: self,
+            context: context.remote_context,
+            _props: props,
+            _api: api,
+        })
+    }
+
+    /// `FLBPluginUnregister`, as the host calls it after the last exit.
+    pub fn unregister(&self) {
+        let def = (&*self.def as *const ProxyDef).cast_mut();
+        // SAFETY: the definition Register filled in.
+        unsafe { (self.unregister)(def) }
+    }
+}
+
+fn libc_rtld_lazy() -> c_int {
+    0x0001 // RTLD_LAZY on Linux
+}
+
+/// What `o_ins` points at: the instance's properties, keys lower-cased.
+struct Properties(HashMap<String, CString>);
+
+unsafe extern "C" fn get_property(key: *const c_char, o_ins: *mut c_void) -> *const c_char {
+    // SAFETY: the plugin passes a NUL-terminated key and the `o_ins` we gave it.
+    let (key, props) = unsafe { (CStr::from_ptr(key), &*(o_ins as *const Properties)) };
+    match props.0.get(&key.to_string_lossy().to_ascii_lowercase()) {
+        Some(v) => v.as_ptr(),
+        None => std::ptr::null(),
+    }
+}
+
+/// One started `[OUTPUT]` instance.
+pub struct Output {
+    plugin: &'static Plugin,
+    context: *mut c_void,
+    _props: Box<Properties>,
+    _api: Box<Api>,
+}
+
+// SAFETY: the plugin's context is made for concurrent flushes (`workers N`).
+unsafe impl Send for Output {}
+unsafe impl Sync for Output {}
+
+impl Output {
+    /// `FLBPluginFlushCtx` on a fresh thread with Fluent Bit v1.9.10's 24 KiB stack (with a
+    /// guard page, so an overflow is a crash here instead of silent corruption).
+    pub fn flush(&self, tag: &str, chunk: &[u8]) -> c_int {
+        self.flush_on_stack(tag, chunk, FLUSH_STACK_SIZE)
+    }
+
+    pub fn flush_on_stack(&self, tag: &str, chunk: &[u8], stack: usize) -> c_int {
+        let tag = CString::new(tag).expect("no NUL in tags");
+        let (flush, ctx) = (self.plugin.flush_ctx, self.context as usize);
+        std::thread::scope(|s| {
+            std::thread::Builder::new()
+                .name("flb-coroutine".into())
+                .stack_size(stack)
+                .spawn_scoped(s, || {
+                    // SAFETY: the context Init gave us; data and tag valid for the call.
+                    // The length is an `int`, as the ABI page says to declare it.
+                    unsafe {
+                        flush(
+                            ctx as *mut c_void,
+                            chunk.as_ptr().cast(),
+                            chunk.len() as c_int,
+                            tag.as_ptr(),
+                        )
+                    }
+                })
+                .expect("spawn flush thread")
+                .join()
+                .expect("flush thread")
+        })
+    }
+
+    /// `FLBPluginExitCtx`.
+    pub fn exit(self) -> c_int {
+        // SAFETY: the context Init gave us, passed once.
+        unsafe { (self.plugin.exit_ctx)(self.context) }
+    }
+}

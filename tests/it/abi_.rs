@@ -1,0 +1,126 @@
+use crate::support::*;
+
+fn base<'a>(extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let mut p = vec![
+        ("region", REGION),
+        ("log_group_name", "/ecs/httpd"),
+        ("log_stream_name", "task-1"),
+    ];
+    p.extend_from_slice(extra);
+    p
+}
+
+#[test]
+fn registers_as_the_cloudwatch_output() {
+    let plugin = plugin();
+    assert_eq!(plugin.name, "cloudwatch");
+    assert!(!plugin.description.is_empty());
+    let (type_, proxy, event_type_untouched) = plugin.registration();
+    assert_eq!(
+        (type_, proxy),
+        (2, 11),
+        "FLB_PROXY_OUTPUT_PLUGIN, FLB_PROXY_GOLANG"
+    );
+    assert!(
+        event_type_untouched,
+        "event_type does not exist in v1.9.10 and must not be written"
+    );
+}
+
+/// Each bad option fails Init with one error line that names it, its value and what is
+/// accepted.
+#[test]
+fn bad_options_fail_init_with_one_clear_line() {
+    let cases: &[(&[(&str, &str)], &str)] = &[
+        (
+            &[("auto_create_group", "maybe")],
+            r#"invalid 'auto_create_group' "maybe": expected true/false, on/off or yes/no"#,
+        ),
+        (
+            &[("role_arn", "arn:aws:iam::111122223333:user/x")],
+            r#"invalid 'role_arn' "arn:aws:iam::111122223333:user/x": is not a role ARN"#,
+        ),
+        (
+            &[("log_stream_prefix", "p-")],
+            "set only one of 'log_stream_name' and 'log_stream_prefix'",
+        ),
+        (
+            &[("endpoint", "ftp://example.com")],
+            r#"invalid 'endpoint' "ftp://example.com""#,
+        ),
+        (
+            &[("region", "Not A Region")],
+            r#"invalid 'region' "Not A Region""#,
+        ),
+    ];
+    if is_child() {
+        for (extra, _) in cases {
+            let props = base(extra);
+            assert_eq!(
+                plugin().init(&props).err(),
+                Some(0),
+                "{extra:?} must fail Init"
+            );
+        }
+        assert_eq!(
+            plugin()
+                .init(&[("log_group_name", "g"), ("log_stream_name", "s")])
+                .err(),
+            Some(0)
+        );
+        return;
+    }
+    let log = stderr(&run_child(
+        "abi_::bad_options_fail_init_with_one_clear_line",
+        &[],
+    ));
+    let errors: Vec<&str> = log.lines().filter(|l| l.contains("[error]")).collect();
+    assert_eq!(
+        errors.len(),
+        cases.len() + 1,
+        "one line per failed Init:\n{log}"
+    );
+    for ((_, want), line) in cases.iter().zip(&errors) {
+        assert!(line.contains(want), "{line:?} should contain {want:?}");
+        assert!(line.contains("[output:cloudwatch:cloudwatch."), "{line}");
+    }
+    assert!(
+        errors[cases.len()].contains("missing 'region'"),
+        "{}",
+        errors[cases.len()]
+    );
+}
+
+/// A panic inside the plugin becomes FLB_RETRY; the instance keeps working afterwards.
+#[test]
+fn a_panic_becomes_a_return_code() {
+    let out = plugin()
+        .init(&base(&[("endpoint", "http://127.0.0.1:9")]))
+        .expect("init");
+    assert_eq!(
+        out.flush(flb_out_cloudwatch::instance::PANIC_TAG, b""),
+        FLB_RETRY
+    );
+    // An empty chunk has nothing to send: done, without any AWS call.
+    assert_eq!(out.flush("app", b""), FLB_OK);
+    assert_eq!(out.exit(), FLB_OK);
+}
+
+/// Options are case-insensitive keys, as Fluent Bit matches them, and several instances
+/// start side by side.
+#[test]
+fn several_instances_start_and_exit_independently() {
+    let a = plugin()
+        .init(&[
+            ("Region", "us-east-1"),
+            ("Log_Group_Name", "a"),
+            ("LOG_STREAM_NAME", "s"),
+        ])
+        .expect("a");
+    let b = plugin()
+        .init(&base(&[("log_key", "log"), ("auto_create_stream", "off")]))
+        .expect("b");
+    assert_eq!(a.exit(), FLB_OK);
+    assert_eq!(b.flush("t", b""), FLB_OK);
+    assert_eq!(b.exit(), FLB_OK);
+}

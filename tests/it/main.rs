@@ -1,0 +1,11 @@
+//! The integration tests: one binary, modules by area. Everything goes through the C ABI,
+//! loaded by `flb-host` as Fluent Bit loads it; AWS is moto on loopback.
+
+mod support;
+
+/// Registration, Init and its option errors, panics, the flush stack.
+mod abi_;
+/// Cross-account delivery, several instances, concurrent flushes, delivery failures.
+mod deliver_;
+/// Every chunk captured from Fluent Bit, decoded and delivered message for message.
+mod fixtures_;

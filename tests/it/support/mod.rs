@@ -1,0 +1,196 @@
+//! Helpers shared by the test modules: the child-process runner, the fixtures, and an
+//! independent oracle for the messages CloudWatch should store.
+
+#![allow(dead_code)] // Each module uses its own subset.
+
+pub use flb_host::cloud::{Account, SOURCE_ACCESS_KEY, SOURCE_SECRET_KEY};
+pub use flb_host::host::{FLB_OK, FLB_RETRY, plugin};
+pub use flb_host::moto::Moto;
+
+use std::process::{Command, Output};
+
+/// The destination account and role of the ECS example.
+pub const DEST_ACCOUNT: &str = "222222222222";
+pub const ROLE_ARN: &str = "arn:aws:iam::222222222222:role/firelens-cross-account";
+pub const REGION: &str = "ap-northeast-1";
+
+const CHILD_VAR: &str = "FLB_TEST_CHILD";
+
+/// Whether this process is the child half of a test (see [`run_child`]).
+pub fn is_child() -> bool {
+    std::env::var_os(CHILD_VAR).is_some()
+}
+
+/// Reads a variable the parent passed to the child.
+pub fn var(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| panic!("{name} not set by the parent"))
+}
+
+/// Runs the test `name` (its path in this binary, e.g. `deliver_::cross_account`) again in
+/// a child process, as Fluent Bit would run: its own process, with exactly the AWS
+/// environment of a task (the source account's keys, no profile, no IMDS) plus `vars`.
+/// Returns the child's output; its stderr holds the plugin's log lines.
+pub fn run_child(name: &str, vars: &[(&str, &str)]) -> Output {
+    let exe = std::env::current_exe().expect("test binary");
+    let mut cmd = Command::new(exe);
+    cmd.args([name, "--exact", "--nocapture", "--test-threads=1"]);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("AWS_") || k == "FLB_LOG_LEVEL" {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.env(CHILD_VAR, "1")
+        .env("AWS_ACCESS_KEY_ID", SOURCE_ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", SOURCE_SECRET_KEY)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", "/nonexistent/aws-config")
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            "/nonexistent/aws-credentials",
+        );
+    for (k, v) in vars {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run child");
+    assert!(
+        out.status.success(),
+        "child {name} failed:\n--- stdout\n{}\n--- stderr\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A fixture's bytes: exactly what Fluent Bit passed to FlushCtx.
+pub fn fixture(name: &str) -> Vec<u8> {
+    let path = flb_host::fixtures_dir().join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+pub const FIXTURES: &[&str] = &[
+    "v1-edge-bin.msgpack",
+    "v1-edge-cases.msgpack",
+    "v1-firelens-httpd.msgpack",
+    "v2-dummy.msgpack",
+    "v2-edge-bin.msgpack",
+    "v2-edge-cases.msgpack",
+    "v2-firelens-httpd.msgpack",
+    "v2-otlp-group-markers.msgpack",
+];
+
+/// An event as CloudWatch should store it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expected {
+    pub timestamp: i64,
+    pub message: String,
+}
+
+/// What the plugin should send for a chunk, computed independently of it (rmpv to decode,
+/// serde_json to escape strings): whole records as JSON in key order, group markers
+/// skipped, sorted by time with equal times in record order.
+pub fn expected(chunk: &[u8], log_key: Option<&str>) -> Vec<Expected> {
+    let mut rd = chunk;
+    let mut out = Vec::new();
+    while !rd.is_empty() {
+        let value = rmpv::decode::read_value(&mut rd).expect("fixture is MessagePack");
+        let rmpv::Value::Array(parts) = value else {
+            panic!("not an event")
+        };
+        let (time, body) = (&parts[0], &parts[1]);
+        let time = match time {
+            rmpv::Value::Array(t) => &t[0],
+            t => t,
+        };
+        let ms = match time {
+            rmpv::Value::Ext(0, d) => {
+                let secs = u32::from_be_bytes(d[0..4].try_into().unwrap());
+                if secs >= 0xffff_fffe {
+                    continue; // group marker
+                }
+                let nanos = u32::from_be_bytes(d[4..8].try_into().unwrap());
+                i64::from(secs) * 1000 + i64::from(nanos / 1_000_000)
+            }
+            rmpv::Value::Integer(i) => i.as_i64().unwrap() * 1000,
+            rmpv::Value::F64(f) => (f * 1000.0) as i64,
+            other => panic!("time {other:?}"),
+        };
+        let message = match log_key {
+            None => json(body),
+            Some(k) => match body
+                .as_map()
+                .unwrap()
+                .iter()
+                .find(|(key, _)| key.as_str() == Some(k))
+            {
+                Some((_, rmpv::Value::String(s))) => {
+                    String::from_utf8_lossy(s.as_bytes()).into_owned()
+                }
+                Some((_, v)) => json(v),
+                None => continue,
+            },
+        };
+        if message.is_empty() {
+            continue;
+        }
+        out.push(Expected {
+            timestamp: ms,
+            message,
+        });
+    }
+    out.sort_by_key(|e| e.timestamp);
+    out
+}
+
+fn string(bytes: &[u8]) -> String {
+    serde_json::to_string(&String::from_utf8_lossy(bytes)).unwrap()
+}
+
+/// JSON by the plugin's documented rules.
+fn json(v: &rmpv::Value) -> String {
+    use rmpv::Value::*;
+    match v {
+        Nil => "null".into(),
+        Boolean(b) => b.to_string(),
+        Integer(i) => i.to_string(),
+        F32(f) => serde_json::to_string(f).unwrap(),
+        F64(f) => serde_json::to_string(f).unwrap(),
+        String(s) => string(s.as_bytes()),
+        Binary(b) => string(b),
+        Array(items) => format!("[{}]", items.iter().map(json).collect::<Vec<_>>().join(",")),
+        Map(pairs) => format!(
+            "{{{}}}",
+            pairs
+                .iter()
+                .map(|(k, v)| {
+                    let key = match k {
+                        String(s) => string(s.as_bytes()),
+                        Binary(b) => string(b),
+                        other => serde_json::to_string(&json(other)).unwrap(),
+                    };
+                    format!("{key}:{}", json(v))
+                })
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
+        Ext(t, d) => format!(
+            "{{\"ext_type\":{t},\"hex\":\"{}\"}}",
+            d.iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<std::string::String>()
+        ),
+    }
+}
+
+/// The latest timestamp of a chunk, to pin moto's clock near the fixtures' capture day.
+pub fn latest_ms(chunks: &[&[u8]]) -> i64 {
+    chunks
+        .iter()
+        .flat_map(|c| expected(c, None))
+        .map(|e| e.timestamp)
+        .max()
+        .unwrap_or(0)
+}
