@@ -259,7 +259,7 @@ mod tests {
             .worker_threads(1)
             .build()
             .unwrap();
-        let borrowed = vec![1u8, 2, 3];
+        let borrowed = [1u8, 2, 3];
         let sum = offload(rt.handle(), || {
             borrowed.iter().map(|&b| u32::from(b)).sum::<u32>()
         });

@@ -385,10 +385,10 @@ pub fn lookup<'a>(body: &'a [u8], key: &[u8]) -> Option<&'a [u8]> {
     for _ in 0..n {
         let k = r.skip_value().ok()?;
         let value = r.skip_value().ok()?;
-        if let Ok(Token::Str(k) | Token::Bin(k)) = Reader::new(k).token() {
-            if k == key {
-                return Some(value);
-            }
+        if let Ok(Token::Str(k) | Token::Bin(k)) = Reader::new(k).token()
+            && k == key
+        {
+            return Some(value);
         }
     }
     None

@@ -113,9 +113,7 @@ impl Deliverer {
     }
 
     fn is_ready(&self, destination: &Destination) -> bool {
-        self.ready
-            .lock()
-            .map_or(false, |set| set.contains(destination))
+        self.ready.lock().is_ok_and(|set| set.contains(destination))
     }
 
     fn set_ready(&self, destination: &Destination, ready: bool) {

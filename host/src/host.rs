@@ -75,8 +75,9 @@ pub struct Plugin {
 unsafe impl Send for Plugin {}
 unsafe impl Sync for Plugin {}
 
-/// Where `cargo build` put the library: `FLB_CLOUDWATCH_LIBRARY`, else
-/// `target/<profile>/libflb_out_cloudwatch.so` next to the running binary.
+/// Where cargo put the library: `FLB_CLOUDWATCH_LIBRARY`, else the newest
+/// `libflb_out_cloudwatch.so` in `target/<profile>/` or `target/<profile>/deps/` above the
+/// running binary. (Building a test or an example refreshes only the copy in `deps/`.)
 pub fn library_path() -> PathBuf {
     if let Some(p) = std::env::var_os("FLB_CLOUDWATCH_LIBRARY") {
         return PathBuf::from(p);
@@ -87,11 +88,21 @@ pub fn library_path() -> PathBuf {
         std::env::consts::DLL_SUFFIX
     );
     let exe = std::env::current_exe().unwrap_or_default();
-    exe.ancestors()
+    let profile_dir = exe
+        .ancestors()
         .skip(1)
-        .map(|dir| dir.join(&file))
-        .find(|p| p.exists())
-        .unwrap_or_else(|| crate::target_dir().join("debug").join(file))
+        .find(|dir| dir.join(&file).exists() || dir.join("deps").join(&file).exists())
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| crate::target_dir().join("debug"));
+    [
+        profile_dir.join(&file),
+        profile_dir.join("deps").join(&file),
+    ]
+    .into_iter()
+    .filter_map(|p| Some((std::fs::metadata(&p).ok()?.modified().ok()?, p)))
+    .max()
+    .map(|(_, p)| p)
+    .unwrap_or_else(|| profile_dir.join(file))
 }
 
 /// The plugin, loaded once per process (Fluent Bit also loads a `.so` once) and registered.

@@ -124,3 +124,27 @@ fn several_instances_start_and_exit_independently() {
     assert_eq!(b.flush("t", b""), FLB_OK);
     assert_eq!(b.exit(), FLB_OK);
 }
+
+/// Decoding and encoding happen on the plugin's threads: a record nested 100,000 deep,
+/// flushed from a 24 KiB stack with a guard page, does not overflow it. (Delivery fails,
+/// the endpoint being closed: the flush says retry.)
+#[test]
+fn deep_records_never_touch_the_flush_stack() {
+    use flb_host::msgpack::{Format, Writer};
+    let mut w = Writer::new();
+    w.event(Format::V2, 1_795_551_844, 0).map(1).str("log");
+    for _ in 0..100_000 {
+        w.array(1);
+    }
+    w.str("deep");
+    let out = plugin()
+        .init(&base(&[
+            ("endpoint", "http://127.0.0.1:9"),
+            ("auto_create_stream", "false"),
+        ]))
+        .expect("init");
+    assert_eq!(out.flush("deep", &w.buf), FLB_RETRY);
+    // The smallest stack a thread can have: the hand-over needs less than that.
+    assert_eq!(out.flush_on_stack("empty", b"", 16 * 1024), FLB_OK);
+    assert_eq!(out.exit(), FLB_OK);
+}

@@ -7,5 +7,7 @@ mod support;
 mod abi_;
 /// Cross-account delivery, several instances, concurrent flushes, delivery failures.
 mod deliver_;
+/// The example files parse.
+mod examples_;
 /// Every chunk captured from Fluent Bit, decoded and delivered message for message.
 mod fixtures_;
