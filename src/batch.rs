@@ -14,9 +14,12 @@ pub const EVENT_OVERHEAD: usize = 26;
 pub const MAX_BATCH_EVENTS: usize = 10_000;
 /// The span a batch must stay under, first to last event, in milliseconds.
 pub const MAX_BATCH_SPAN_MS: i64 = 24 * 60 * 60 * 1000;
-/// The largest message sent: CloudWatch takes up to 1 MB per event; longer messages are cut
-/// (see [`crate::encode::truncate`]).
-pub const MAX_MESSAGE_BYTES: usize = 1_000_000;
+/// The largest message that fits a batch: CloudWatch takes up to 1 MB per event, counted
+/// with its 26 bytes of overhead. `max_event_size` is at most this.
+pub const MAX_MESSAGE_BYTES: usize = MAX_BATCH_BYTES - EVENT_OVERHEAD;
+/// The per-event limit some regions and older documentation still have (256 KiB, counted
+/// with the overhead). A batch CloudWatch rejects as "too large" is re-cut to fit it.
+pub const LEGACY_MAX_EVENT_BYTES: usize = 262_144;
 
 /// One log event: its time and where its message lies in the chunk's message buffer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,7 +38,7 @@ impl Event {
 /// Sorts `events` by time (stable: equal times keep record order) and cuts them into
 /// batches, returned as ranges of the sorted slice.
 ///
-/// Every event must cost at most [`MAX_BATCH_BYTES`]; the encoder guarantees it.
+/// Every message must be at most [`MAX_MESSAGE_BYTES`]; `max_event_size` guarantees it.
 pub fn plan(events: &mut [Event]) -> Vec<Range<usize>> {
     events.sort_by_key(|e| e.timestamp_ms);
     let mut batches = Vec::new();

@@ -20,10 +20,41 @@ pub const OPTION_NAMES: &[&str] = &[
     "external_id",
     "endpoint",
     "sts_endpoint",
+    "max_event_size",
+    "oversize_event",
 ];
 
 /// CloudWatch's limit on group and stream names, in bytes.
 pub const MAX_NAME_BYTES: usize = 512;
+
+/// `max_event_size` default: AWS documents 1 MB per event; this leaves room below it.
+pub const DEFAULT_MAX_EVENT_SIZE: usize = 1_000_000;
+/// The largest `max_event_size`: a batch's 1,048,576 bytes less one event's 26.
+pub const MAX_EVENT_SIZE_LIMIT: usize = crate::batch::MAX_MESSAGE_BYTES;
+/// The smallest `max_event_size` accepted.
+pub const MIN_EVENT_SIZE: usize = 256;
+
+/// What happens to a message longer than `max_event_size` (`oversize_event`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Oversize {
+    /// Cut at a character boundary, ending with `[Truncated...]`, within the limit.
+    Truncate,
+    /// Several events with the same time, in order, no byte lost.
+    Split,
+    /// Not sent; counted and warned.
+    Drop,
+}
+
+impl Oversize {
+    /// The option's value, as written.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Oversize::Truncate => "truncate",
+            Oversize::Split => "split",
+            Oversize::Drop => "drop",
+        }
+    }
+}
 
 /// How the stream of a record is named.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,6 +79,9 @@ pub struct Config {
     pub endpoint: Option<String>,
     /// STS endpoint URL for `role_arn`.
     pub sts_endpoint: Option<String>,
+    /// Longest message sent as one event, in bytes.
+    pub max_event_size: usize,
+    pub oversize_event: Oversize,
 }
 
 /// A bad option: which one, its value, and what would have been accepted.
@@ -108,6 +142,24 @@ fn missing(option: &'static str, accepted: impl Into<String>) -> OptionError {
 }
 
 impl Config {
+    /// A configuration with every optional setting at its default.
+    pub fn new(region: &str, log_group_name: &str, log_stream: StreamName) -> Config {
+        Config {
+            region: region.to_owned(),
+            log_group_name: log_group_name.to_owned(),
+            log_stream,
+            log_key: None,
+            auto_create_group: false,
+            auto_create_stream: true,
+            role_arn: None,
+            external_id: None,
+            endpoint: None,
+            sts_endpoint: None,
+            max_event_size: DEFAULT_MAX_EVENT_SIZE,
+            oversize_event: Oversize::Truncate,
+        }
+    }
+
     /// Reads and validates every option. `get` returns a property as the user set it (or
     /// `None`); `env_region` is `AWS_REGION`, used when `region` is not set.
     pub fn from_properties(
@@ -166,7 +218,41 @@ impl Config {
             sts_endpoint: get("sts_endpoint")
                 .map(|v| endpoint("sts_endpoint", &v))
                 .transpose()?,
+            max_event_size: get("max_event_size")
+                .map(|v| max_event_size(&v))
+                .transpose()?
+                .unwrap_or(DEFAULT_MAX_EVENT_SIZE),
+            oversize_event: get("oversize_event")
+                .map(|v| oversize_event(&v))
+                .transpose()?
+                .unwrap_or(Oversize::Truncate),
         })
+    }
+}
+
+fn max_event_size(v: &str) -> Result<usize, OptionError> {
+    match v.trim().parse::<usize>() {
+        Ok(n) if (MIN_EVENT_SIZE..=MAX_EVENT_SIZE_LIMIT).contains(&n) => Ok(n),
+        _ => Err(invalid(
+            "max_event_size",
+            v,
+            format!(
+                "expected a number of bytes from {MIN_EVENT_SIZE} to {MAX_EVENT_SIZE_LIMIT} (CloudWatch takes at most 1 MB per event; older limits were 262144)"
+            ),
+        )),
+    }
+}
+
+fn oversize_event(v: &str) -> Result<Oversize, OptionError> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "truncate" => Ok(Oversize::Truncate),
+        "split" => Ok(Oversize::Split),
+        "drop" => Ok(Oversize::Drop),
+        _ => Err(invalid(
+            "oversize_event",
+            v,
+            "expected truncate, split or drop",
+        )),
     }
 }
 
@@ -478,6 +564,28 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn event_size_options() {
+        let c = with(&[]).unwrap();
+        assert_eq!(
+            (c.max_event_size, c.oversize_event),
+            (DEFAULT_MAX_EVENT_SIZE, Oversize::Truncate)
+        );
+        let c = with(&[("max_event_size", "262144"), ("oversize_event", "Split")]).unwrap();
+        assert_eq!(
+            (c.max_event_size, c.oversize_event),
+            (262_144, Oversize::Split)
+        );
+        for bad in ["-1", "0", "255", "1048551", "1MB"] {
+            let e = with(&[("max_event_size", bad)]).unwrap_err();
+            assert!(e.to_string().contains("from 256 to 1048550"), "{e}");
+        }
+        assert_eq!(
+            with(&[("oversize_event", "cut")]).unwrap_err().to_string(),
+            "invalid 'oversize_event' \"cut\": expected truncate, split or drop"
+        );
     }
 
     #[test]

@@ -19,7 +19,7 @@ use aws_sdk_cloudwatchlogs::Client;
 use aws_sdk_cloudwatchlogs::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_cloudwatchlogs::types::InputLogEvent;
 
-use crate::batch::{self, Event};
+use crate::batch::Event;
 
 /// Where events go: a log group and a stream in it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -80,16 +80,28 @@ impl AwsError {
     }
 }
 
-/// What one stream's delivery did.
+/// Events of a batch that CloudWatch accepted the batch without: index ranges of the batch.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Sent {
-    pub batches: usize,
-    /// Events CloudWatch accepted.
-    pub events: usize,
-    /// Events CloudWatch answered as rejected (too old, too new, expired).
-    pub rejected: usize,
-    /// Message bytes of the accepted events.
-    pub bytes: usize,
+pub struct Rejected {
+    /// Older than 14 days or than the group's retention (`tooOld…`/`expired…EndIndex`).
+    pub too_old: Range<usize>,
+    /// More than 2 hours ahead (`tooNewLogEventStartIndex` on).
+    pub too_new: Range<usize>,
+}
+
+impl Rejected {
+    pub fn count(&self) -> usize {
+        self.too_old.len() + self.too_new.len()
+    }
+}
+
+impl AwsError {
+    /// CloudWatch refused an event as larger than its per-event limit (the whole batch
+    /// fails: `InvalidParameterException: Log event too large: N bytes exceeds limit of M`).
+    pub fn is_event_too_large(&self) -> bool {
+        self.code.as_deref() == Some("InvalidParameterException")
+            && self.message.to_ascii_lowercase().contains("too large")
+    }
 }
 
 /// Sends events for one output instance; remembers which streams exist.
@@ -126,38 +138,33 @@ impl Deliverer {
         }
     }
 
-    /// Sends `events` (already sorted and cut into `batches`) to `destination`, in order.
-    /// Stops at the first batch that fails.
-    pub async fn send(
-        &self,
-        destination: &Destination,
-        messages: &str,
-        events: &[Event],
-        batches: &[Range<usize>],
-    ) -> Result<Sent, AwsError> {
+    /// Makes sure the stream exists before the first batch, when `auto_create_stream` is on:
+    /// once per stream per process.
+    pub async fn ensure_stream(&self, destination: &Destination) -> Result<(), AwsError> {
         if self.auto_create_stream && !self.is_ready(destination) {
             self.create_stream(destination).await?;
         }
-        let mut sent = Sent::default();
-        for range in batches {
-            let batch = &events[range.clone()];
-            let rejected = match self.put(destination, messages, batch).await {
-                Err(Put::StreamMissing(_)) if self.auto_create_stream => {
-                    // Deleted behind our back: create it again and resend this batch once.
-                    self.set_ready(destination, false);
-                    self.create_stream(destination).await?;
-                    self.put(destination, messages, batch)
-                        .await
-                        .map_err(Put::into_error)?
-                }
-                other => other.map_err(Put::into_error)?,
-            };
-            sent.batches += 1;
-            sent.events += batch.len() - rejected;
-            sent.rejected += rejected;
-            sent.bytes += batch.iter().map(|e| e.message.len()).sum::<usize>();
+        Ok(())
+    }
+
+    /// Sends one batch (sorted, within CloudWatch's limits). A stream deleted behind our
+    /// back is created again and the batch resent once.
+    pub async fn put_batch(
+        &self,
+        destination: &Destination,
+        messages: &str,
+        batch: &[Event],
+    ) -> Result<Rejected, AwsError> {
+        match self.put(destination, messages, batch).await {
+            Err(Put::StreamMissing(_)) if self.auto_create_stream => {
+                self.set_ready(destination, false);
+                self.create_stream(destination).await?;
+                self.put(destination, messages, batch)
+                    .await
+                    .map_err(Put::into_error)
+            }
+            other => other.map_err(Put::into_error),
         }
-        Ok(sent)
     }
 
     /// One PutLogEvents. Returns how many events CloudWatch rejected.
@@ -166,7 +173,7 @@ impl Deliverer {
         destination: &Destination,
         messages: &str,
         batch: &[Event],
-    ) -> Result<usize, Put> {
+    ) -> Result<Rejected, Put> {
         let events = batch
             .iter()
             .map(|e| {
@@ -195,7 +202,8 @@ impl Deliverer {
         match answer {
             Ok(out) => Ok(out
                 .rejected_log_events_info()
-                .map_or(0, |info| rejected_count(info, batch.len()))),
+                .map(|info| rejected(info, batch.len()))
+                .unwrap_or_default()),
             Err(err) => {
                 let error = AwsError::new("PutLogEvents", destination, &err);
                 if err
@@ -300,23 +308,22 @@ impl Put {
     }
 }
 
-/// Events of a batch of `len` that `rejectedLogEventsInfo` names: those before
+/// The events of a batch of `len` that `rejectedLogEventsInfo` names: those before
 /// `tooOldLogEventEndIndex`/`expiredLogEventEndIndex` (exclusive, as the API reference says)
 /// and from `tooNewLogEventStartIndex` on (inclusive).
-fn rejected_count(
-    info: &aws_sdk_cloudwatchlogs::types::RejectedLogEventsInfo,
-    len: usize,
-) -> usize {
+fn rejected(info: &aws_sdk_cloudwatchlogs::types::RejectedLogEventsInfo, len: usize) -> Rejected {
     let index = |i: Option<i32>| i.and_then(|i| usize::try_from(i).ok()).map(|i| i.min(len));
     let old_end = index(info.too_old_log_event_end_index())
         .max(index(info.expired_log_event_end_index()))
         .unwrap_or(0);
-    let new_start = index(info.too_new_log_event_start_index()).unwrap_or(len);
-    old_end + len.saturating_sub(new_start.max(old_end))
+    let new_start = index(info.too_new_log_event_start_index())
+        .unwrap_or(len)
+        .max(old_end);
+    Rejected {
+        too_old: 0..old_end,
+        too_new: new_start..len,
+    }
 }
-
-/// The limits are CloudWatch's; [`batch`] enforces them before anything is sent.
-const _: () = assert!(batch::MAX_MESSAGE_BYTES + batch::EVENT_OVERHEAD <= batch::MAX_BATCH_BYTES);
 
 #[cfg(test)]
 mod tests {
@@ -332,10 +339,10 @@ mod tests {
                 .set_expired_log_event_end_index(expired)
                 .build()
         };
-        assert_eq!(rejected_count(&info(None, None, None), 10), 0);
-        assert_eq!(rejected_count(&info(Some(2), None, None), 10), 2);
-        assert_eq!(rejected_count(&info(None, Some(7), None), 10), 3);
-        assert_eq!(rejected_count(&info(Some(1), Some(8), Some(3)), 10), 5);
-        assert_eq!(rejected_count(&info(Some(50), Some(0), None), 10), 10);
+        assert_eq!(rejected(&info(None, None, None), 10).count(), 0);
+        assert_eq!(rejected(&info(Some(2), None, None), 10).too_old, 0..2);
+        assert_eq!(rejected(&info(None, Some(7), None), 10).too_new, 7..10);
+        assert_eq!(rejected(&info(Some(1), Some(8), Some(3)), 10).count(), 5);
+        assert_eq!(rejected(&info(Some(50), Some(0), None), 10).count(), 10);
     }
 }

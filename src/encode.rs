@@ -10,6 +10,8 @@
 //! recursion. This module knows nothing of batches or of CloudWatch's limits, except
 //! [`truncate`], which shortens a message at a character boundary.
 
+use std::ops::Range;
+
 use crate::decode::{Malformed, Reader, Token};
 
 /// How `ext` values (other than timestamps, which only appear as record times) are written:
@@ -197,10 +199,15 @@ pub fn text(bytes: &[u8], out: &mut String) {
     }
 }
 
-/// The message of a `log_key` value: a string (or binary) as text, anything else as JSON.
+/// The message of a `log_key` value: a string (or binary) as text without its one trailing
+/// line end (`\n` or `\r\n`, which a log line read from a file or a pipe carries), anything
+/// else as JSON. Nothing else is trimmed.
 pub fn value_message(value: &[u8], out: &mut String) -> Result<(), Malformed> {
     match Reader::new(value).token()? {
         Token::Str(s) | Token::Bin(s) => {
+            let s = s
+                .strip_suffix(b"\n")
+                .map_or(s, |s| s.strip_suffix(b"\r").unwrap_or(s));
             text(s, out);
             Ok(())
         }
@@ -224,6 +231,23 @@ pub fn truncate(message: &mut String, start: usize, max: usize) -> bool {
     message.truncate(end);
     message.push_str(TRUNCATED_SUFFIX);
     true
+}
+
+/// Cuts `message` into consecutive pieces of at most `max` bytes at character boundaries,
+/// losing nothing. Returns byte ranges of `message`. `max` must be at least 4 (one char).
+pub fn pieces(message: &str, max: usize) -> Vec<Range<usize>> {
+    let max = max.max(4);
+    let mut out = Vec::with_capacity(message.len() / max + 1);
+    let mut start = 0;
+    while start < message.len() {
+        let mut end = (start + max).min(message.len());
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        out.push(start..end);
+        start = end;
+    }
+    out
 }
 
 #[cfg(test)]
@@ -319,6 +343,29 @@ mod tests {
         value_message(&[0x2a], &mut out).unwrap();
         value_message(&[0x81, 0xa1, b'k', 0xc2], &mut out).unwrap();
         assert_eq!(out, r#"hi42{"k":false}"#);
+        for (raw, want) in [
+            (&b"a\n"[..], "a"),
+            (b"a\r\n", "a"),
+            (b"a\n\n", "a\n"),
+            (b" a \r", " a \r"),
+            (b"\n", ""),
+        ] {
+            let mut v = vec![0xa0 | raw.len() as u8];
+            v.extend_from_slice(raw);
+            let mut out = String::new();
+            value_message(&v, &mut out).unwrap();
+            assert_eq!(out, want, "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn pieces_lose_nothing_and_respect_characters() {
+        let m = format!("{}{}", "a".repeat(5), "日".repeat(5));
+        let p = pieces(&m, 7);
+        assert!(p.iter().all(|r| r.len() <= 7 && !r.is_empty()));
+        assert_eq!(p.iter().map(|r| &m[r.clone()]).collect::<String>(), m);
+        assert_eq!(pieces("", 10), Vec::<Range<usize>>::new());
+        assert_eq!(pieces("abc", 10), vec![0..3]);
     }
 
     #[test]

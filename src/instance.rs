@@ -2,22 +2,23 @@
 //!
 //! [`Instance::flush`] is the safe API the C boundary wraps: a chunk in, an [`Outcome`]
 //! out. It runs on a thread of ours (never on Fluent Bit's coroutine stack) and may run on
-//! several threads at once (`workers N`). [`prepare`] is the pure part: decode each record,
-//! encode its message, route it to its stream; then each stream's events are sorted, cut
-//! into batches and sent.
+//! several threads at once (`workers N`): [`crate::prepare`] turns the chunk into events per
+//! stream, then each stream's events are sorted, cut into batches and sent, and everything
+//! not delivered is counted and logged with its reason.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::ops::Range;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::time::Duration;
 
 use tokio::runtime::Handle;
 
-use crate::batch::{self, Event, MAX_MESSAGE_BYTES};
-use crate::config::{Config, MAX_NAME_BYTES, StreamName};
-use crate::decode::{self, Item, Malformed, Skip};
-use crate::deliver::{Deliverer, Destination};
-use crate::encode;
-use crate::log::Logger;
+use crate::batch::{self, EVENT_OVERHEAD, Event, LEGACY_MAX_EVENT_BYTES};
+use crate::config::{Config, StreamName};
+use crate::decode::Skip;
+use crate::deliver::{AwsError, Deliverer, Destination, Rejected};
+use crate::log::{Logger, Throttle, utc_millis};
+use crate::prepare::{Oversized, Prepared, Report, prepare, recut};
 use crate::{credentials, runtime};
 
 /// What a flush tells Fluent Bit.
@@ -34,12 +35,16 @@ pub enum Outcome {
 #[cfg(debug_assertions)]
 pub const PANIC_TAG: &str = "flb-cloudwatch-test-panic";
 
+/// Warnings about records are repeated at most this often, with counts.
+const WARN_INTERVAL: Duration = Duration::from_secs(60);
+
 pub struct Instance {
     log: Logger,
     config: Config,
     deliverer: Deliverer,
     runtime: Handle,
     counters: Counters,
+    throttle: Throttle,
 }
 
 #[derive(Default)]
@@ -82,6 +87,7 @@ impl Instance {
             config,
             runtime,
             counters: Counters::default(),
+            throttle: Throttle::new(WARN_INTERVAL),
         })
     }
 
@@ -99,72 +105,128 @@ impl Instance {
         }
         let mut prepared = prepare(&self.config, &tag, chunk);
         self.report(&tag, &prepared.report);
-        let outcome = self.runtime.block_on(self.send(&mut prepared));
+        let outcome = self.runtime.block_on(self.send(&tag, &mut prepared));
         if outcome == Outcome::Retry {
             self.counters.retries.fetch_add(1, Relaxed);
         }
         outcome
     }
 
-    async fn send(&self, prepared: &mut Prepared) -> Outcome {
+    async fn send(&self, tag: &str, prepared: &mut Prepared) -> Outcome {
+        let messages = &prepared.messages;
         for (destination, events) in &mut prepared.streams {
-            let batches = batch::plan(events);
-            match self
-                .deliverer
-                .send(destination, &prepared.messages, events, &batches)
-                .await
-            {
-                Ok(sent) => {
-                    let c = &self.counters;
-                    c.events.fetch_add(sent.events as u64, Relaxed);
-                    c.bytes.fetch_add(sent.bytes as u64, Relaxed);
-                    c.batches.fetch_add(sent.batches as u64, Relaxed);
-                    c.rejected.fetch_add(sent.rejected as u64, Relaxed);
-                    if sent.rejected > 0 {
-                        self.log.warn(format_args!(
-                            "CloudWatch rejected {} of {} event(s) for {} as outside its time window (older than 14 days or more than 2 hours ahead)",
-                            sent.rejected,
-                            events.len(),
-                            destination
-                        ));
+            if let Err(e) = self.deliverer.ensure_stream(destination).await {
+                return self.failed(&e);
+            }
+            for range in batch::plan(events) {
+                let batch = &events[range];
+                let sent = match self.deliverer.put_batch(destination, messages, batch).await {
+                    Ok(rejected) => {
+                        self.accepted(tag, destination, batch, &rejected);
+                        Ok(())
                     }
-                    self.log.debug(format_args!(
-                        "sent {} event(s) in {} batch(es) to {}",
-                        sent.events, sent.batches, destination
-                    ));
-                }
-                Err(e) => {
-                    self.log
-                        .error(format_args!("{e}; Fluent Bit will retry the chunk"));
-                    return Outcome::Retry;
+                    Err(e) if e.is_event_too_large() => {
+                        self.resend_smaller(tag, destination, messages, batch, &e)
+                            .await
+                    }
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = sent {
+                    return self.failed(&e);
                 }
             }
         }
         Outcome::Ok
     }
 
-    /// One line per kind of record that was not sent, with counts: never one per record.
+    /// CloudWatch refused an event of `batch` as too large for its per-event limit (older
+    /// regions: 256 KiB): cut the batch's events to that limit by the `oversize_event`
+    /// policy and send them once more.
+    async fn resend_smaller(
+        &self,
+        tag: &str,
+        destination: &Destination,
+        messages: &str,
+        batch: &[Event],
+        refusal: &AwsError,
+    ) -> Result<(), AwsError> {
+        let max = LEGACY_MAX_EVENT_BYTES - EVENT_OVERHEAD;
+        self.log.warn(format_args!(
+            "{refusal}; resending the batch with messages cut to {max} bytes (oversize_event {}): set max_event_size {max} to avoid this",
+            self.config.oversize_event.as_str()
+        ));
+        let (smaller, mut events, done) = recut(messages, batch, max, self.config.oversize_event);
+        self.report_oversize(tag, &done, max);
+        for range in batch::plan(&mut events) {
+            let part = &events[range];
+            let rejected = self
+                .deliverer
+                .put_batch(destination, &smaller, part)
+                .await?;
+            self.accepted(tag, destination, part, &rejected);
+        }
+        Ok(())
+    }
+
+    /// Counts an accepted batch, and logs the events CloudWatch rejected from it.
+    fn accepted(&self, tag: &str, destination: &Destination, batch: &[Event], rejected: &Rejected) {
+        let c = &self.counters;
+        let delivered = batch.len() - rejected.count();
+        let bytes: usize = batch.iter().map(|e| e.message.len()).sum();
+        c.events.fetch_add(delivered as u64, Relaxed);
+        c.bytes.fetch_add(bytes as u64, Relaxed);
+        c.batches.fetch_add(1, Relaxed);
+        c.rejected.fetch_add(rejected.count() as u64, Relaxed);
+        for (range, why) in [
+            (
+                &rejected.too_old,
+                "too old (more than 14 days, or beyond the group's retention)",
+            ),
+            (&rejected.too_new, "too far ahead (more than 2 hours)"),
+        ] {
+            if !range.is_empty() {
+                self.log.warn(format_args!(
+                    "CloudWatch rejected {} event(s) of tag '{tag}' for {destination} as {why}: times {}",
+                    range.len(),
+                    time_span(&batch[range.clone()])
+                ));
+            }
+        }
+        self.log.debug(format_args!(
+            "sent {delivered} event(s), {bytes} byte(s) of messages, to {destination}; {} of {} bytes used",
+            bytes + batch.len() * EVENT_OVERHEAD,
+            batch::MAX_BATCH_BYTES
+        ));
+    }
+
+    fn failed(&self, e: &AwsError) -> Outcome {
+        self.log
+            .error(format_args!("{e}; Fluent Bit will retry the chunk"));
+        Outcome::Retry
+    }
+
+    /// Logs what did not become events: one line per kind, at most once a minute per kind
+    /// (with the count since the last line), never one per record.
     fn report(&self, tag: &str, r: &Report) {
-        let problems: u64 = r
-            .skipped
-            .iter()
-            .filter(|(s, _)| s.is_problem())
-            .map(|(_, n)| *n as u64)
-            .sum::<u64>()
-            + r.missing_key as u64;
-        self.counters.skipped.fetch_add(problems, Relaxed);
+        let mut skipped = 0u64;
         for (skip, n) in &r.skipped {
             if skip.is_problem() {
-                self.log
-                    .warn(format_args!("skipped {n} record(s) of tag '{tag}': {skip}"));
+                skipped += *n as u64;
+                if let Some(total) = self.throttle.admit(skip_kind(*skip), *n as u64) {
+                    self.log.warn(format_args!(
+                        "skipped {total} record(s) (latest of tag '{tag}'): {skip}"
+                    ));
+                }
             }
         }
         if r.missing_key > 0 {
-            let key = self.config.log_key.as_deref().unwrap_or_default();
-            self.log.warn(format_args!(
-                "skipped {} record(s) of tag '{tag}': no key '{key}' (log_key)",
-                r.missing_key
-            ));
+            skipped += r.missing_key as u64;
+            if let Some(total) = self.throttle.admit("missing log_key", r.missing_key as u64) {
+                let key = self.config.log_key.as_deref().unwrap_or_default();
+                self.log.warn(format_args!(
+                    "skipped {total} record(s) without the key '{key}' named by log_key (latest of tag '{tag}')"
+                ));
+            }
         }
         if r.empty > 0 {
             self.log.debug(format_args!(
@@ -172,16 +234,30 @@ impl Instance {
                 r.empty
             ));
         }
-        if r.truncated > 0 {
-            self.log.warn(format_args!(
-                "{} message(s) of tag '{tag}' longer than {MAX_MESSAGE_BYTES} bytes were truncated",
-                r.truncated
-            ));
-        }
+        skipped += r.oversize.dropped as u64;
+        self.counters.skipped.fetch_add(skipped, Relaxed);
+        self.report_oversize(tag, &r.oversize, self.config.max_event_size);
         if let Some((offset, error)) = r.corrupt {
             self.log.error(format_args!(
                 "chunk of tag '{tag}' is not valid MessagePack at byte {offset} ({error}): the rest of the chunk is skipped"
             ));
+        }
+    }
+
+    fn report_oversize(&self, tag: &str, o: &Oversized, max: usize) {
+        let lines = [
+            (o.truncated, "oversize truncated", "truncated"),
+            (o.split, "oversize split", "split into several events"),
+            (o.dropped, "oversize dropped", "dropped"),
+        ];
+        for (n, kind, what) in lines {
+            if n > 0
+                && let Some(total) = self.throttle.admit(kind, n as u64)
+            {
+                self.log.warn(format_args!(
+                    "{total} message(s) longer than {max} bytes (max_event_size) {what} (latest of tag '{tag}')"
+                ));
+            }
         }
     }
 
@@ -202,6 +278,29 @@ impl Instance {
     }
 }
 
+/// A throttling key per kind of skipped record.
+fn skip_kind(skip: Skip) -> &'static str {
+    match skip {
+        Skip::GroupMarker => "group marker",
+        Skip::NotAnEvent => "not an event",
+        Skip::BadTimestamp => "bad timestamp",
+        Skip::BodyNotMap => "body not a map",
+    }
+}
+
+/// `first .. last` times of a sorted run of events.
+fn time_span(events: &[Event]) -> String {
+    let Range { start, end } = match (events.first(), events.last()) {
+        (Some(f), Some(l)) => f.timestamp_ms..l.timestamp_ms,
+        _ => return String::new(),
+    };
+    if start == end {
+        utc_millis(start)
+    } else {
+        format!("{} to {}", utc_millis(start), utc_millis(end))
+    }
+}
+
 /// The effective configuration in one line, without secrets (the external id is not shown).
 fn describe(c: &Config) -> String {
     let mut s = format!("region={} log_group_name={}", c.region, c.log_group_name);
@@ -218,8 +317,11 @@ fn describe(c: &Config) -> String {
     }
     let _ = write!(
         s,
-        " auto_create_group={} auto_create_stream={}",
-        c.auto_create_group, c.auto_create_stream
+        " auto_create_group={} auto_create_stream={} max_event_size={} oversize_event={}",
+        c.auto_create_group,
+        c.auto_create_stream,
+        c.max_event_size,
+        c.oversize_event.as_str()
     );
     if let Some(r) = &c.role_arn {
         let _ = write!(s, " role_arn={r}");
@@ -234,190 +336,4 @@ fn describe(c: &Config) -> String {
         let _ = write!(s, " sts_endpoint={e}");
     }
     s
-}
-
-/// A chunk made ready to send: every message in one buffer, events grouped by stream.
-#[derive(Debug, Default)]
-pub struct Prepared {
-    pub messages: String,
-    pub streams: Vec<(Destination, Vec<Event>)>,
-    pub report: Report,
-}
-
-/// What happened to the records of a chunk that were not turned into events.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct Report {
-    pub records: usize,
-    pub skipped: BTreeMap<Skip, usize>,
-    pub missing_key: usize,
-    pub empty: usize,
-    pub truncated: usize,
-    pub corrupt: Option<(usize, Malformed)>,
-}
-
-/// Decodes, encodes and routes every record of `chunk`. Pure.
-pub fn prepare(config: &Config, tag: &str, chunk: &[u8]) -> Prepared {
-    let mut p = Prepared {
-        messages: String::with_capacity(chunk.len() + chunk.len() / 4),
-        ..Prepared::default()
-    };
-    // Names do not depend on the record yet (templates come later): one stream per chunk.
-    let destination = Destination {
-        group: config.log_group_name.clone(),
-        stream: stream_name(&config.log_stream, tag),
-    };
-    let mut events = Vec::new();
-    for item in decode::records(chunk) {
-        let record = match item {
-            Item::Record(r) => r,
-            Item::Skipped(skip) => {
-                *p.report.skipped.entry(skip).or_default() += 1;
-                continue;
-            }
-            Item::Corrupt { offset, error } => {
-                p.report.corrupt = Some((offset, error));
-                break;
-            }
-        };
-        p.report.records += 1;
-        let start = p.messages.len();
-        let encoded = match &config.log_key {
-            None => encode::json(record.body, &mut p.messages),
-            Some(key) => match decode::lookup(record.body, key.as_bytes()) {
-                Some(value) => encode::value_message(value, &mut p.messages),
-                None => {
-                    p.report.missing_key += 1;
-                    continue;
-                }
-            },
-        };
-        if encoded.is_err() {
-            // Unreachable for a record the decoder accepted; counted rather than trusted.
-            p.messages.truncate(start);
-            *p.report.skipped.entry(Skip::NotAnEvent).or_default() += 1;
-            continue;
-        }
-        if p.messages.len() == start {
-            p.report.empty += 1;
-            continue;
-        }
-        if encode::truncate(&mut p.messages, start, MAX_MESSAGE_BYTES) {
-            p.report.truncated += 1;
-        }
-        events.push(Event {
-            timestamp_ms: record.time.as_millis(),
-            message: start..p.messages.len(),
-        });
-    }
-    if !events.is_empty() {
-        p.streams.push((destination, events));
-    }
-    p
-}
-
-/// `log_stream_name`, or `log_stream_prefix` + tag with `:` and `*` (which CloudWatch
-/// refuses in stream names) replaced by `.`, cut to 512 bytes.
-fn stream_name(stream: &StreamName, tag: &str) -> String {
-    match stream {
-        StreamName::Fixed(name) => name.clone(),
-        StreamName::Prefix(prefix) => {
-            let mut name = prefix.clone();
-            name.extend(
-                tag.chars()
-                    .map(|c| if c == ':' || c == '*' { '.' } else { c }),
-            );
-            let mut end = name.len().min(MAX_NAME_BYTES);
-            while !name.is_char_boundary(end) {
-                end -= 1;
-            }
-            name.truncate(end);
-            name
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn config(log_key: Option<&str>) -> Config {
-        Config {
-            region: "us-east-1".into(),
-            log_group_name: "g".into(),
-            log_stream: StreamName::Prefix("p-".into()),
-            log_key: log_key.map(String::from),
-            auto_create_group: false,
-            auto_create_stream: true,
-            role_arn: None,
-            external_id: None,
-            endpoint: None,
-            sts_endpoint: None,
-        }
-    }
-
-    // [[t, {}], {"log": <v>}] with an EventTime of `secs`.
-    fn record(secs: u32, log: &[u8]) -> Vec<u8> {
-        let mut v = vec![0x92, 0x92, 0xd7, 0x00];
-        v.extend_from_slice(&secs.to_be_bytes());
-        v.extend_from_slice(&[0, 0, 0, 0, 0x80, 0x81, 0xa3, b'l', b'o', b'g']);
-        v.extend_from_slice(log);
-        v
-    }
-
-    fn messages(p: &Prepared) -> Vec<&str> {
-        p.streams[0]
-            .1
-            .iter()
-            .map(|e| &p.messages[e.message.clone()])
-            .collect()
-    }
-
-    #[test]
-    fn whole_record_or_log_key() {
-        let chunk = [record(10, &[0xa2, b'h', b'i']), record(11, &[0x07])].concat();
-        let p = prepare(&config(None), "app:1", &chunk);
-        assert_eq!(p.streams[0].0.stream, "p-app.1");
-        assert_eq!(messages(&p), vec![r#"{"log":"hi"}"#, r#"{"log":7}"#]);
-        assert_eq!(p.streams[0].1[1].timestamp_ms, 11_000);
-        let p = prepare(&config(Some("log")), "t", &chunk);
-        assert_eq!(messages(&p), vec!["hi", "7"]);
-    }
-
-    #[test]
-    fn missing_key_empty_and_bad_records_are_counted() {
-        let chunk = [
-            record(1, &[0xa0]),
-            vec![0xa1, b'x'],
-            record(2, &[0xa1, b'y']),
-            vec![0x92, 0xc1],
-        ]
-        .concat();
-        let p = prepare(&config(Some("log")), "t", &chunk);
-        assert_eq!(messages(&p), vec!["y"]);
-        assert_eq!(p.report.empty, 1);
-        assert_eq!(p.report.skipped.get(&Skip::NotAnEvent), Some(&1));
-        assert!(p.report.corrupt.is_some());
-        let p = prepare(&config(Some("other")), "t", &chunk);
-        assert!(p.streams.is_empty());
-        assert_eq!(p.report.missing_key, 2);
-    }
-
-    #[test]
-    fn oversized_messages_are_truncated() {
-        let big = vec![b'x'; MAX_MESSAGE_BYTES + 10];
-        let mut log = vec![0xdb];
-        log.extend_from_slice(&(big.len() as u32).to_be_bytes());
-        log.extend_from_slice(&big);
-        let p = prepare(&config(Some("log")), "t", &record(1, &log));
-        assert_eq!(p.report.truncated, 1);
-        let m = messages(&p)[0];
-        assert_eq!(m.len(), MAX_MESSAGE_BYTES);
-        assert!(m.ends_with(encode::TRUNCATED_SUFFIX));
-    }
-
-    #[test]
-    fn prefix_streams_are_cut_to_512_bytes() {
-        let name = stream_name(&StreamName::Prefix("p".into()), &"é".repeat(400));
-        assert!(name.len() <= MAX_NAME_BYTES && name.len() >= MAX_NAME_BYTES - 1);
-    }
 }

@@ -7,9 +7,10 @@
 //! 1. [`abi`]: the exported C symbols. Init reads the `[OUTPUT]` options; each flush hands
 //!    the chunk from Fluent Bit's small coroutine stack to a thread of ours and waits.
 //! 2. [`config`]: the options, validated once into a typed [`config::Config`].
-//! 3. [`instance`]: one `[OUTPUT]`; [`instance::prepare`] turns a chunk into events per stream.
-//! 4. [`decode`]: MessagePack chunk → records (time + body), without recursion.
-//! 5. [`encode`]: record → message text (whole record as JSON, or the `log_key` value).
+//! 3. [`instance`]: one `[OUTPUT]`: flush, delivery, counters, log lines.
+//! 4. [`prepare`]: a chunk → events per stream, held to `max_event_size`; pure.
+//! 5. [`decode`]: MessagePack chunk → records (time + body), without recursion;
+//!    [`encode`]: record → message text (whole record as JSON, or the `log_key` value).
 //! 6. [`batch`]: events → PutLogEvents batches within CloudWatch's limits.
 //! 7. [`deliver`]: CreateLogGroup/CreateLogStream when needed, PutLogEvents.
 //! 8. [`credentials`]: the default AWS credential chain, and the assumed role on top.
@@ -31,4 +32,5 @@ pub mod deliver;
 pub mod encode;
 pub mod instance;
 pub mod log;
+pub mod prepare;
 pub mod runtime;

@@ -5,10 +5,11 @@
 //! `info` (default), `debug` or `trace`. Times are UTC. Nothing here may receive a secret:
 //! callers log names, codes and counts, never credentials or whole records.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::io::Write;
-use std::sync::OnceLock;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::{Mutex, OnceLock, PoisonError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
@@ -102,6 +103,59 @@ impl Logger {
     }
 }
 
+/// Lets a kind of warning through at most once per interval, counting what it held back, so
+/// a stream of bad records makes a line a minute, not a line a chunk.
+#[derive(Debug)]
+pub struct Throttle {
+    interval: Duration,
+    seen: Mutex<HashMap<&'static str, (Instant, u64)>>,
+}
+
+impl Throttle {
+    pub fn new(interval: Duration) -> Self {
+        Throttle {
+            interval,
+            seen: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Records `n` occurrences of `kind`. Returns the count to report (these and the ones
+    /// held back since the last report) when a line is due now, else `None`.
+    pub fn admit(&self, kind: &'static str, n: u64) -> Option<u64> {
+        let mut seen = self.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = Instant::now();
+        match seen.get_mut(kind) {
+            Some((last, held)) if now.duration_since(*last) < self.interval => {
+                *held += n;
+                None
+            }
+            Some((last, held)) => {
+                let total = *held + n;
+                *last = now;
+                *held = 0;
+                Some(total)
+            }
+            None => {
+                seen.insert(kind, (now, 0));
+                Some(n)
+            }
+        }
+    }
+}
+
+/// Milliseconds since the epoch as `YYYY-MM-DDThh:mm:ss.mmmZ`.
+pub fn utc_millis(ms: i64) -> String {
+    let (secs, millis) = (ms.div_euclid(1000), ms.rem_euclid(1000));
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{millis:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
 /// `YYYY/MM/DD hh:mm:ss` in UTC.
 fn timestamp(now: SystemTime) -> String {
     let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
@@ -139,6 +193,23 @@ mod tests {
         assert_eq!(timestamp(t), "2026/11/24 20:24:04");
         assert_eq!(timestamp(UNIX_EPOCH), "1970/01/01 00:00:00");
         assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+    }
+
+    #[test]
+    fn formats_event_times() {
+        assert_eq!(utc_millis(1_795_551_844_123), "2026-11-24T20:24:04.123Z");
+        assert_eq!(utc_millis(0), "1970-01-01T00:00:00.000Z");
+    }
+
+    #[test]
+    fn throttle_admits_once_per_interval_and_counts_the_rest() {
+        let t = Throttle::new(Duration::from_secs(3600));
+        assert_eq!(t.admit("a", 2), Some(2));
+        assert_eq!(t.admit("a", 3), None);
+        assert_eq!(t.admit("b", 1), Some(1));
+        let t = Throttle::new(Duration::ZERO);
+        assert_eq!(t.admit("a", 2), Some(2));
+        assert_eq!(t.admit("a", 3), Some(3));
     }
 
     #[test]

@@ -6,11 +6,13 @@
 //! - [`moto`]: installs moto into a virtualenv under `target/` (once) and runs it on a free
 //!   loopback port; [`cloud`] reads back what landed there, per account.
 //! - [`msgpack`]: writes chunks the way Fluent Bit encodes them.
+//! - [`stub`]: a CloudWatch Logs stand-in for faults moto cannot produce.
 
 pub mod cloud;
 pub mod host;
 pub mod moto;
 pub mod msgpack;
+pub mod stub;
 
 /// The workspace's `target` directory.
 pub fn target_dir() -> std::path::PathBuf {

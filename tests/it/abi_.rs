@@ -92,6 +92,7 @@ fn bad_options_fail_init_with_one_clear_line() {
 }
 
 /// A panic inside the plugin becomes FLB_RETRY; the instance keeps working afterwards.
+/// (In-process tests flush only empty chunks: no AWS call, no credential lookup.)
 #[test]
 fn a_panic_becomes_a_return_code() {
     let out = plugin()
@@ -127,22 +128,26 @@ fn several_instances_start_and_exit_independently() {
 
 /// Decoding and encoding happen on the plugin's threads: a record nested 100,000 deep,
 /// flushed from a 24 KiB stack with a guard page, does not overflow it. (Delivery fails,
-/// the endpoint being closed: the flush says retry.)
+/// the endpoint being closed: the flush says retry.) Runs as a child with a task's
+/// environment, so credentials resolve from it and nothing reaches for IMDS.
 #[test]
 fn deep_records_never_touch_the_flush_stack() {
     use flb_host::msgpack::{Format, Writer};
+    if !is_child() {
+        run_child("abi_::deep_records_never_touch_the_flush_stack", &[]);
+        return;
+    }
     let mut w = Writer::new();
     w.event(Format::V2, 1_795_551_844, 0).map(1).str("log");
     for _ in 0..100_000 {
         w.array(1);
     }
     w.str("deep");
-    let out = plugin()
-        .init(&base(&[
-            ("endpoint", "http://127.0.0.1:9"),
-            ("auto_create_stream", "false"),
-        ]))
-        .expect("init");
+    let props = base(&[
+        ("endpoint", "http://127.0.0.1:9"),
+        ("auto_create_stream", "false"),
+    ]);
+    let out = plugin().init(&props).expect("init");
     assert_eq!(out.flush("deep", &w.buf), FLB_RETRY);
     // The smallest stack a thread can have: the hand-over needs less than that.
     assert_eq!(out.flush_on_stack("empty", b"", 16 * 1024), FLB_OK);

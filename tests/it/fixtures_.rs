@@ -1,21 +1,10 @@
 use crate::support::*;
 use flb_out_cloudwatch::batch;
 use flb_out_cloudwatch::config::{Config, StreamName};
-use flb_out_cloudwatch::instance::prepare;
+use flb_out_cloudwatch::prepare::prepare;
 
 fn config() -> Config {
-    Config {
-        region: REGION.into(),
-        log_group_name: "/fixtures".into(),
-        log_stream: StreamName::Prefix("fx-".into()),
-        log_key: None,
-        auto_create_group: true,
-        auto_create_stream: true,
-        role_arn: None,
-        external_id: None,
-        endpoint: None,
-        sts_endpoint: None,
-    }
+    Config::new(REGION, "/fixtures", StreamName::Prefix("fx-".into()))
 }
 
 /// Every captured chunk decodes completely: each record becomes exactly the oracle's

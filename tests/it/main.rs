@@ -7,6 +7,8 @@ mod support;
 mod abi_;
 /// Cross-account delivery, several instances, concurrent flushes, delivery failures.
 mod deliver_;
+/// CloudWatch's rules for events: sizes, oversize policies, rejections, rate-limited warnings.
+mod events_;
 /// The example files parse.
 mod examples_;
 /// Every chunk captured from Fluent Bit, decoded and delivered message for message.

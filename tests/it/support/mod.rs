@@ -90,8 +90,9 @@ pub struct Expected {
 }
 
 /// What the plugin should send for a chunk, computed independently of it (rmpv to decode,
-/// serde_json to escape strings): whole records as JSON in key order, group markers
-/// skipped, sorted by time with equal times in record order.
+/// serde_json to escape strings): whole records as JSON in key order, or the `log_key`
+/// string without its trailing line end; group markers and empty messages skipped; sorted
+/// by time with equal times in record order. (Messages here are all under 1,000,000 bytes.)
 pub fn expected(chunk: &[u8], log_key: Option<&str>) -> Vec<Expected> {
     let mut rd = chunk;
     let mut out = Vec::new();
@@ -127,7 +128,11 @@ pub fn expected(chunk: &[u8], log_key: Option<&str>) -> Vec<Expected> {
                 .find(|(key, _)| key.as_str() == Some(k))
             {
                 Some((_, rmpv::Value::String(s))) => {
-                    String::from_utf8_lossy(s.as_bytes()).into_owned()
+                    let text = String::from_utf8_lossy(s.as_bytes());
+                    let text = text
+                        .strip_suffix('\n')
+                        .map_or(&*text, |t| t.strip_suffix('\r').unwrap_or(t));
+                    text.to_owned()
                 }
                 Some((_, v)) => json(v),
                 None => continue,

@@ -1,0 +1,253 @@
+//! A CloudWatch Logs stand-in for what moto cannot do: AWS's per-event size refusal and its
+//! exact `rejectedLogEventsInfo` semantics. HTTP/1.1 on a free loopback port, a thread per
+//! connection, keep-alive, JSON 1.1 (`X-Amz-Target: Logs_20140328.<Operation>`).
+//!
+//! It answers CreateLogGroup, CreateLogStream (already-exists like AWS) and PutLogEvents,
+//! keeps what it accepted, and stops when dropped.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+
+use serde_json::{Value, json};
+
+/// How the stand-in judges events.
+#[derive(Debug, Clone, Default)]
+pub struct Rules {
+    /// Refuse a PutLogEvents whose event (message bytes + 26) exceeds this, as AWS does.
+    pub max_event_bytes: Option<usize>,
+    /// Events older than this (ms) are rejected as too old (AWS: 14 days before now).
+    pub oldest_ms: Option<i64>,
+    /// Events newer than this (ms) are rejected as too new (AWS: 2 hours after now).
+    pub newest_ms: Option<i64>,
+}
+
+#[derive(Debug, Default)]
+pub struct State {
+    /// Stored events per (group, stream): (timestamp, message).
+    pub events: BTreeMap<(String, String), Vec<(i64, String)>>,
+    pub groups: Vec<String>,
+    /// Every call, by operation name, in order.
+    pub calls: Vec<String>,
+}
+
+pub struct Stub {
+    pub port: u16,
+    pub state: Arc<Mutex<State>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Stub {
+    pub fn start(rules: Rules) -> Stub {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let state = Arc::new(Mutex::new(State::default()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (st, sp) = (state.clone(), stop.clone());
+        thread::spawn(move || {
+            for conn in listener.incoming() {
+                if sp.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(conn) = conn else { continue };
+                let (st, rules) = (st.clone(), rules.clone());
+                thread::spawn(move || serve(conn, &st, &rules));
+            }
+        });
+        Stub { port, state, stop }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn events(&self, group: &str, stream: &str) -> Vec<(i64, String)> {
+        let state = self.state.lock().expect("state");
+        state
+            .events
+            .get(&(group.to_owned(), stream.to_owned()))
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    pub fn calls(&self) -> Vec<String> {
+        self.state.lock().expect("state").calls.clone()
+    }
+}
+
+impl Drop for Stub {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(("127.0.0.1", self.port)); // wake the accept loop
+    }
+}
+
+fn serve(conn: TcpStream, state: &Mutex<State>, rules: &Rules) {
+    let mut reader = BufReader::new(conn.try_clone().expect("clone"));
+    let mut writer = conn;
+    loop {
+        let mut target = String::new();
+        let mut length = 0usize;
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        loop {
+            line.clear();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                return;
+            }
+            let l = line.trim_end();
+            if l.is_empty() {
+                break;
+            }
+            if let Some((k, v)) = l.split_once(':') {
+                match k.trim().to_ascii_lowercase().as_str() {
+                    "content-length" => length = v.trim().parse().unwrap_or(0),
+                    "x-amz-target" => target = v.trim().to_owned(),
+                    _ => {}
+                }
+            }
+        }
+        let mut body = vec![0; length];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        let operation = target.rsplit('.').next().unwrap_or_default().to_owned();
+        let (status, answer) = handle(&operation, &request, state, rules);
+        let text = answer.to_string();
+        let head = format!(
+            "HTTP/1.1 {status}\r\ncontent-type: application/x-amz-json-1.1\r\ncontent-length: {}\r\nx-amzn-requestid: stub\r\n\r\n",
+            text.len()
+        );
+        if writer
+            .write_all(head.as_bytes())
+            .and_then(|_| writer.write_all(text.as_bytes()))
+            .is_err()
+        {
+            return;
+        }
+    }
+}
+
+fn error(kind: &str, message: &str) -> (&'static str, Value) {
+    (
+        "400 Bad Request",
+        json!({"__type": kind, "message": message}),
+    )
+}
+
+fn handle(
+    operation: &str,
+    request: &Value,
+    state: &Mutex<State>,
+    rules: &Rules,
+) -> (&'static str, Value) {
+    let mut state = state.lock().expect("state");
+    state.calls.push(operation.to_owned());
+    let group = request["logGroupName"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let stream = request["logStreamName"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    match operation {
+        "CreateLogGroup" => {
+            if state.groups.contains(&group) {
+                return error(
+                    "ResourceAlreadyExistsException",
+                    "The specified log group already exists",
+                );
+            }
+            state.groups.push(group);
+            ("200 OK", json!({}))
+        }
+        "CreateLogStream" => {
+            if !state.groups.contains(&group) {
+                return error(
+                    "ResourceNotFoundException",
+                    "The specified log group does not exist.",
+                );
+            }
+            let key = (group, stream);
+            if state.events.contains_key(&key) {
+                return error(
+                    "ResourceAlreadyExistsException",
+                    "The specified log stream already exists",
+                );
+            }
+            state.events.insert(key, Vec::new());
+            ("200 OK", json!({}))
+        }
+        "PutLogEvents" => {
+            let key = (group, stream);
+            if !state.events.contains_key(&key) {
+                return error(
+                    "ResourceNotFoundException",
+                    "The specified log stream does not exist.",
+                );
+            }
+            let events: Vec<(i64, String)> = request["logEvents"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|e| {
+                            (
+                                e["timestamp"].as_i64().unwrap_or(0),
+                                e["message"].as_str().unwrap_or_default().to_owned(),
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            if let Some(max) = rules.max_event_bytes
+                && let Some((_, m)) = events.iter().find(|(_, m)| m.len() + 26 > max)
+            {
+                return error(
+                    "InvalidParameterException",
+                    &format!(
+                        "Log event too large: {} bytes exceeds limit of {max}",
+                        m.len() + 26
+                    ),
+                );
+            }
+            // AWS: too old = [0, tooOldLogEventEndIndex), too new = [tooNewLogEventStartIndex, len).
+            let old_end = events
+                .iter()
+                .take_while(|(t, _)| rules.oldest_ms.is_some_and(|o| *t < o))
+                .count();
+            let new_start = events
+                .iter()
+                .position(|(t, _)| rules.newest_ms.is_some_and(|n| *t > n))
+                .unwrap_or(events.len())
+                .max(old_end);
+            let mut info = serde_json::Map::new();
+            if old_end > 0 {
+                info.insert("tooOldLogEventEndIndex".into(), json!(old_end));
+            }
+            if new_start < events.len() {
+                info.insert("tooNewLogEventStartIndex".into(), json!(new_start));
+            }
+            state
+                .events
+                .entry(key)
+                .or_default()
+                .extend(events[old_end..new_start].iter().cloned());
+            let mut answer = json!({"nextSequenceToken": "1"});
+            if !info.is_empty() {
+                answer["rejectedLogEventsInfo"] = Value::Object(info);
+            }
+            ("200 OK", answer)
+        }
+        other => error(
+            "UnknownOperationException",
+            &format!("stub does not know {other}"),
+        ),
+    }
+}

@@ -1,0 +1,364 @@
+//! A chunk → events per stream, ready to batch. Pure: no I/O, no clock.
+//!
+//! Each record is decoded ([`crate::decode`]), its message written into one buffer for the
+//! whole chunk ([`crate::encode`]), held to `max_event_size` by the `oversize_event` policy,
+//! and routed to its stream. Whatever is not turned into an event is counted in a
+//! [`Report`], by reason, for the instance to log.
+
+use std::collections::BTreeMap;
+
+use crate::batch::Event;
+use crate::config::{Config, MAX_NAME_BYTES, Oversize, StreamName};
+use crate::decode::{self, Item, Malformed, Skip};
+use crate::deliver::Destination;
+use crate::encode;
+
+/// A chunk made ready to send: every message in one buffer, events grouped by stream.
+#[derive(Debug, Default)]
+pub struct Prepared {
+    pub messages: String,
+    pub streams: Vec<(Destination, Vec<Event>)>,
+    pub report: Report,
+}
+
+/// What happened to the records of a chunk that did not become one event each.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Report {
+    /// Records read (events or not, markers excluded).
+    pub records: usize,
+    pub skipped: BTreeMap<Skip, usize>,
+    /// Records without the `log_key` key: not sent.
+    pub missing_key: usize,
+    /// Records whose message is empty (CloudWatch refuses those): not sent.
+    pub empty: usize,
+    /// Messages over `max_event_size`, by what the policy did to them.
+    pub oversize: Oversized,
+    /// Where the chunk stopped being MessagePack, and why.
+    pub corrupt: Option<(usize, Malformed)>,
+}
+
+/// Counts of messages over the size limit, by outcome.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Oversized {
+    pub truncated: usize,
+    /// Messages split, and the events they became.
+    pub split: usize,
+    pub split_events: usize,
+    pub dropped: usize,
+}
+
+impl Oversized {
+    fn add(&mut self, fit: Fit) {
+        match fit {
+            Fit::Fits => {}
+            Fit::Truncated => self.truncated += 1,
+            Fit::Split(n) => {
+                self.split += 1;
+                self.split_events += n;
+            }
+            Fit::Dropped => self.dropped += 1,
+        }
+    }
+}
+
+/// What [`fit`] did with one message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fit {
+    Fits,
+    Truncated,
+    Split(usize),
+    Dropped,
+}
+
+/// Decodes, encodes and routes every record of `chunk`.
+pub fn prepare(config: &Config, tag: &str, chunk: &[u8]) -> Prepared {
+    let mut p = Prepared {
+        messages: String::with_capacity(chunk.len() + chunk.len() / 4),
+        ..Prepared::default()
+    };
+    // Names do not depend on the record yet (templates come later): one stream per chunk.
+    let destination = Destination {
+        group: config.log_group_name.clone(),
+        stream: stream_name(&config.log_stream, tag),
+    };
+    let mut events = Vec::new();
+    for item in decode::records(chunk) {
+        let record = match item {
+            Item::Record(r) => r,
+            Item::Skipped(skip) => {
+                *p.report.skipped.entry(skip).or_default() += 1;
+                continue;
+            }
+            Item::Corrupt { offset, error } => {
+                p.report.corrupt = Some((offset, error));
+                break;
+            }
+        };
+        p.report.records += 1;
+        let start = p.messages.len();
+        let encoded = match &config.log_key {
+            None => encode::json(record.body, &mut p.messages),
+            Some(key) => match decode::lookup(record.body, key.as_bytes()) {
+                Some(value) => encode::value_message(value, &mut p.messages),
+                None => {
+                    p.report.missing_key += 1;
+                    continue;
+                }
+            },
+        };
+        if encoded.is_err() {
+            // Unreachable for a record the decoder accepted; counted rather than trusted.
+            p.messages.truncate(start);
+            *p.report.skipped.entry(Skip::NotAnEvent).or_default() += 1;
+            continue;
+        }
+        if p.messages.len() == start {
+            p.report.empty += 1;
+            continue;
+        }
+        let fit = fit(
+            &mut p.messages,
+            start,
+            record.time.as_millis(),
+            config.max_event_size,
+            config.oversize_event,
+            &mut events,
+        );
+        p.report.oversize.add(fit);
+    }
+    if !events.is_empty() {
+        p.streams.push((destination, events));
+    }
+    p
+}
+
+/// Turns the message at `messages[start..]` into events of at most `max` bytes, by `policy`.
+fn fit(
+    messages: &mut String,
+    start: usize,
+    timestamp_ms: i64,
+    max: usize,
+    policy: Oversize,
+    events: &mut Vec<Event>,
+) -> Fit {
+    let event = |message| Event {
+        timestamp_ms,
+        message,
+    };
+    if messages.len() - start <= max {
+        events.push(event(start..messages.len()));
+        return Fit::Fits;
+    }
+    match policy {
+        Oversize::Truncate => {
+            encode::truncate(messages, start, max);
+            events.push(event(start..messages.len()));
+            Fit::Truncated
+        }
+        Oversize::Split => {
+            let pieces = encode::pieces(&messages[start..], max);
+            let n = pieces.len();
+            events.extend(
+                pieces
+                    .into_iter()
+                    .map(|r| event(start + r.start..start + r.end)),
+            );
+            Fit::Split(n)
+        }
+        Oversize::Drop => {
+            messages.truncate(start);
+            Fit::Dropped
+        }
+    }
+}
+
+/// A batch CloudWatch refused as too large, cut again so every event is at most `max`
+/// bytes, by the same policy. Returns the new message buffer, its events (in the batch's
+/// order) and what was done.
+pub fn recut(
+    messages: &str,
+    batch: &[Event],
+    max: usize,
+    policy: Oversize,
+) -> (String, Vec<Event>, Oversized) {
+    let mut out = String::with_capacity(batch.iter().map(|e| e.message.len().min(max)).sum());
+    let mut events = Vec::with_capacity(batch.len());
+    let mut done = Oversized::default();
+    for e in batch {
+        let start = out.len();
+        out.push_str(&messages[e.message.clone()]);
+        done.add(fit(
+            &mut out,
+            start,
+            e.timestamp_ms,
+            max,
+            policy,
+            &mut events,
+        ));
+    }
+    (out, events, done)
+}
+
+/// `log_stream_name`, or `log_stream_prefix` + tag with `:` and `*` (which CloudWatch
+/// refuses in stream names) replaced by `.`, cut to 512 bytes.
+fn stream_name(stream: &StreamName, tag: &str) -> String {
+    match stream {
+        StreamName::Fixed(name) => name.clone(),
+        StreamName::Prefix(prefix) => {
+            let mut name = prefix.clone();
+            name.extend(
+                tag.chars()
+                    .map(|c| if c == ':' || c == '*' { '.' } else { c }),
+            );
+            let mut end = name.len().min(MAX_NAME_BYTES);
+            while !name.is_char_boundary(end) {
+                end -= 1;
+            }
+            name.truncate(end);
+            name
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batch::MAX_MESSAGE_BYTES;
+
+    fn config(log_key: Option<&str>) -> Config {
+        Config {
+            log_key: log_key.map(String::from),
+            ..Config::new("us-east-1", "g", StreamName::Prefix("p-".into()))
+        }
+    }
+
+    // [[t, {}], {"log": <v>}] with an EventTime of `secs`.
+    fn record(secs: u32, log: &[u8]) -> Vec<u8> {
+        let mut v = vec![0x92, 0x92, 0xd7, 0x00];
+        v.extend_from_slice(&secs.to_be_bytes());
+        v.extend_from_slice(&[0, 0, 0, 0, 0x80, 0x81, 0xa3, b'l', b'o', b'g']);
+        v.extend_from_slice(log);
+        v
+    }
+
+    fn str32(bytes: &[u8]) -> Vec<u8> {
+        let mut v = vec![0xdb];
+        v.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
+        v.extend_from_slice(bytes);
+        v
+    }
+
+    fn messages(p: &Prepared) -> Vec<&str> {
+        p.streams[0]
+            .1
+            .iter()
+            .map(|e| &p.messages[e.message.clone()])
+            .collect()
+    }
+
+    #[test]
+    fn whole_record_or_log_key() {
+        let chunk = [record(10, &[0xa3, b'h', b'i', b'\n']), record(11, &[0x07])].concat();
+        let p = prepare(&config(None), "app:1", &chunk);
+        assert_eq!(p.streams[0].0.stream, "p-app.1");
+        assert_eq!(messages(&p), vec![r#"{"log":"hi\n"}"#, r#"{"log":7}"#]);
+        assert_eq!(p.streams[0].1[1].timestamp_ms, 11_000);
+        let p = prepare(&config(Some("log")), "t", &chunk);
+        assert_eq!(messages(&p), vec!["hi", "7"]);
+    }
+
+    #[test]
+    fn missing_key_empty_and_bad_records_are_counted() {
+        let chunk = [
+            record(1, &[0xa0]),
+            vec![0xa1, b'x'],
+            record(2, &[0xa1, b'y']),
+            vec![0x92, 0xc1],
+        ]
+        .concat();
+        let p = prepare(&config(Some("log")), "t", &chunk);
+        assert_eq!(messages(&p), vec!["y"]);
+        assert_eq!(p.report.empty, 1);
+        assert_eq!(p.report.skipped.get(&Skip::NotAnEvent), Some(&1));
+        assert!(p.report.corrupt.is_some());
+        let p = prepare(&config(Some("other")), "t", &chunk);
+        assert!(p.streams.is_empty());
+        assert_eq!(p.report.missing_key, 2);
+    }
+
+    #[test]
+    fn oversized_messages_by_policy() {
+        let long = "é".repeat(400); // 800 bytes
+        let chunk = [record(1, &str32(long.as_bytes())), record(2, &[0xa1, b'x'])].concat();
+        let sized = |policy| Config {
+            max_event_size: 256,
+            oversize_event: policy,
+            ..config(Some("log"))
+        };
+
+        let p = prepare(&sized(Oversize::Truncate), "t", &chunk);
+        assert_eq!(p.report.oversize.truncated, 1);
+        let m = messages(&p);
+        assert!(m[0].len() <= 256 && m[0].ends_with(encode::TRUNCATED_SUFFIX));
+        assert_eq!(m[1], "x");
+
+        let p = prepare(&sized(Oversize::Split), "t", &chunk);
+        assert_eq!(p.report.oversize.split, 1);
+        assert_eq!(p.report.oversize.split_events, 4);
+        let m = messages(&p);
+        assert_eq!(m[..4].concat(), long, "no byte lost, in order");
+        assert!(m.iter().all(|m| m.len() <= 256));
+        assert!(p.streams[0].1[..4].iter().all(|e| e.timestamp_ms == 1000));
+
+        let p = prepare(&sized(Oversize::Drop), "t", &chunk);
+        assert_eq!(p.report.oversize.dropped, 1);
+        assert_eq!(messages(&p), vec!["x"]);
+        assert!(!p.messages.contains('é'));
+    }
+
+    #[test]
+    fn default_limit_truncates_to_a_million_bytes() {
+        let big = vec![b'x'; MAX_MESSAGE_BYTES + 10];
+        let p = prepare(&config(Some("log")), "t", &record(1, &str32(&big)));
+        assert_eq!(p.report.oversize.truncated, 1);
+        assert_eq!(messages(&p)[0].len(), 1_000_000);
+    }
+
+    #[test]
+    fn recut_applies_the_policy_to_a_refused_batch() {
+        let messages = format!("{}{}", "a".repeat(300), "b");
+        let batch = [
+            Event {
+                timestamp_ms: 5,
+                message: 0..300,
+            },
+            Event {
+                timestamp_ms: 6,
+                message: 300..301,
+            },
+        ];
+        let (m, events, done) = recut(&messages, &batch, 256, Oversize::Split);
+        assert_eq!(done.split, 1);
+        let got: Vec<(&str, i64)> = events
+            .iter()
+            .map(|e| (&m[e.message.clone()], e.timestamp_ms))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (&"a".repeat(256)[..], 5),
+                (&"a".repeat(44)[..], 5),
+                ("b", 6)
+            ]
+        );
+        let (m, events, done) = recut(&messages, &batch, 256, Oversize::Truncate);
+        assert_eq!(done.truncated, 1);
+        assert!(events.iter().all(|e| m[e.message.clone()].len() <= 256));
+    }
+
+    #[test]
+    fn prefix_streams_are_cut_to_512_bytes() {
+        let name = stream_name(&StreamName::Prefix("p".into()), &"é".repeat(400));
+        assert!(name.len() <= MAX_NAME_BYTES && name.len() >= MAX_NAME_BYTES - 1);
+    }
+}
