@@ -136,7 +136,7 @@ impl Account {
         })
     }
 
-    /// Every event of a stream, oldest first.
+    /// Every event of a stream, oldest first; none if the stream does not exist.
     pub fn events(&self, group: &str, stream: &str) -> Vec<StoredEvent> {
         self.runtime.block_on(async {
             let mut events = Vec::new();
@@ -150,8 +150,18 @@ impl Account {
                     .start_from_head(true)
                     .set_next_token(token.clone())
                     .send()
-                    .await
-                    .expect("GetLogEvents");
+                    .await;
+                let out = match out {
+                    Ok(out) => out,
+                    // Never created: nothing was sent there.
+                    Err(e)
+                        if e.as_service_error()
+                            .is_some_and(|e| e.is_resource_not_found_exception()) =>
+                    {
+                        return events;
+                    }
+                    Err(e) => panic!("GetLogEvents: {e:?}"),
+                };
                 let page: Vec<_> = out
                     .events()
                     .iter()

@@ -217,3 +217,114 @@ fn missing_log_key_warnings_are_rate_limited() {
         "nothing to send"
     );
 }
+
+mod properties {
+    use flb_host::msgpack::{Format, Writer};
+    use flb_out_cloudwatch::batch::{
+        self, EVENT_OVERHEAD, Event, MAX_BATCH_BYTES, MAX_BATCH_EVENTS, MAX_BATCH_SPAN_MS,
+        MAX_MESSAGE_BYTES,
+    };
+    use flb_out_cloudwatch::config::{Config, Oversize, StreamName};
+    use flb_out_cloudwatch::prepare::prepare;
+    use proptest::prelude::*;
+
+    const DAY: i64 = 86_400_000;
+
+    /// Checks CloudWatch's batch rules and that the batches are the stable time-sort of
+    /// the input, each event exactly once.
+    fn check_batches(sorted: &[Event], batches: &[std::ops::Range<usize>]) {
+        let mut next = 0;
+        for b in batches {
+            assert_eq!(b.start, next);
+            next = b.end;
+            let batch = &sorted[b.clone()];
+            assert!(!batch.is_empty() && batch.len() <= MAX_BATCH_EVENTS);
+            assert!(
+                batch
+                    .iter()
+                    .map(|e| e.message.len() + EVENT_OVERHEAD)
+                    .sum::<usize>()
+                    <= MAX_BATCH_BYTES
+            );
+            assert!(
+                batch
+                    .windows(2)
+                    .all(|w| w[0].timestamp_ms <= w[1].timestamp_ms)
+            );
+            assert!(
+                batch[batch.len() - 1].timestamp_ms - batch[0].timestamp_ms < MAX_BATCH_SPAN_MS
+            );
+        }
+        assert_eq!(next, sorted.len());
+    }
+
+    fn size() -> impl Strategy<Value = usize> {
+        prop_oneof![20 => 0usize..300, 1 => 0usize..=MAX_MESSAGE_BYTES]
+    }
+
+    fn time() -> impl Strategy<Value = i64> {
+        prop_oneof![0i64..5, 0i64..3 * DAY]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        /// Any events: every batch obeys every rule, nothing lost, order = stable sort.
+        #[test]
+        fn every_batch_obeys_every_rule(input in prop::collection::vec((time(), size()), 0..12_000)) {
+            // message.start carries the input index (<< 21 leaves room for any length).
+            let mut events: Vec<Event> = input
+                .iter()
+                .enumerate()
+                .map(|(i, &(t, len))| Event { timestamp_ms: t, message: (i << 21)..(i << 21) + len })
+                .collect();
+            let batches = batch::plan(&mut events);
+            check_batches(&events, &batches);
+            let mut want: Vec<(i64, usize)> = input.iter().enumerate().map(|(i, &(t, _))| (t, i)).collect();
+            want.sort_by_key(|&(t, _)| t);
+            let got: Vec<(i64, usize)> = events.iter().map(|e| (e.timestamp_ms, e.message.start >> 21)).collect();
+            prop_assert_eq!(got, want);
+        }
+
+        /// Any records (random bytes, invalid UTF-8 included, random sizes): with `split`,
+        /// the delivered text is every record's message, in stable time order, no byte lost;
+        /// every event is non-empty, within max_event_size, and batches obey the rules.
+        #[test]
+        fn records_split_into_events_lose_nothing(
+            records in prop::collection::vec((0u32..200_000, prop::collection::vec(any::<u8>(), 0..2_000)), 0..60),
+            max in 256usize..1_500,
+        ) {
+            let mut w = Writer::new();
+            for (t, bytes) in &records {
+                w.event(Format::V1, 1_795_000_000 + t, 0).map(1).str("log").str(bytes);
+            }
+            let config = Config {
+                log_key: Some("log".into()),
+                max_event_size: max,
+                oversize_event: Oversize::Split,
+                ..Config::new("us-east-1", "g", StreamName::Fixed("s".into()))
+            };
+            let mut p = prepare(&config, "t", &w.buf);
+            let mut text = String::new();
+            for (_, events) in &mut p.streams {
+                let batches = batch::plan(events);
+                check_batches(events, &batches);
+                for e in events.iter() {
+                    let m = &p.messages[e.message.clone()];
+                    prop_assert!(!m.is_empty() && m.len() <= max);
+                    text.push_str(m);
+                }
+            }
+            let mut want: Vec<(u32, String)> = records
+                .iter()
+                .map(|(t, b)| {
+                    let s = String::from_utf8_lossy(b);
+                    let s = s.strip_suffix('\n').map_or(&*s, |s| s.strip_suffix('\r').unwrap_or(s));
+                    (*t, s.to_owned())
+                })
+                .collect();
+            want.sort_by_key(|(t, _)| *t);
+            prop_assert_eq!(text, want.into_iter().map(|(_, s)| s).collect::<String>());
+        }
+    }
+}

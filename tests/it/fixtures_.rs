@@ -78,25 +78,29 @@ fn edge_cases_render_by_the_rules() {
     );
 }
 
-/// Every fixture, flushed through the C ABI into moto: each stored event is the oracle's,
-/// byte for byte, with its time.
+/// Every fixture, flushed through the C ABI into moto, whole records and `log_key log`:
+/// each stored event is the oracle's, byte for byte, with its time.
 #[test]
 fn every_fixture_is_delivered_byte_for_byte() {
     if is_child() {
         let url = var("MOTO");
-        let out = plugin()
-            .init(&[
-                ("region", REGION),
-                ("log_group_name", "/fixtures"),
-                ("log_stream_prefix", "fx-"),
-                ("auto_create_group", "true"),
-                ("endpoint", &url),
-            ])
-            .expect("init");
-        for name in FIXTURES {
-            assert_eq!(out.flush(name, &fixture(name)), FLB_OK, "{name}");
+        // One instance sends whole records, the other the `log` values.
+        for (prefix, log_key) in [("fx-", ""), ("key-", "log")] {
+            let out = plugin()
+                .init(&[
+                    ("region", REGION),
+                    ("log_group_name", "/fixtures"),
+                    ("log_stream_prefix", prefix),
+                    ("log_key", log_key),
+                    ("auto_create_group", "true"),
+                    ("endpoint", &url),
+                ])
+                .expect("init");
+            for name in FIXTURES {
+                assert_eq!(out.flush(name, &fixture(name)), FLB_OK, "{name}");
+            }
+            assert_eq!(out.exit(), FLB_OK);
         }
-        assert_eq!(out.exit(), FLB_OK);
         return;
     }
     let chunks: Vec<Vec<u8>> = FIXTURES.iter().map(|n| fixture(n)).collect();
@@ -108,14 +112,20 @@ fn every_fixture_is_delivered_byte_for_byte() {
     );
     let account = Account::source(&moto.url(), REGION);
     for (name, chunk) in FIXTURES.iter().zip(&chunks) {
-        let stored: Vec<Expected> = account
-            .events("/fixtures", &format!("fx-{name}"))
-            .into_iter()
-            .map(|e| Expected {
-                timestamp: e.timestamp,
-                message: e.message,
-            })
-            .collect();
-        assert_eq!(stored, expected(chunk, None), "{name}");
+        for (prefix, log_key) in [("fx-", None), ("key-", Some("log"))] {
+            let stored: Vec<Expected> = account
+                .events("/fixtures", &format!("{prefix}{name}"))
+                .into_iter()
+                .map(|e| Expected {
+                    timestamp: e.timestamp,
+                    message: e.message,
+                })
+                .collect();
+            assert_eq!(
+                stored,
+                expected(chunk, log_key),
+                "{name} log_key={log_key:?}"
+            );
+        }
     }
 }
