@@ -6,6 +6,7 @@
 //! I/O happens here: credentials and AWS calls come after validation.
 
 use std::fmt;
+use std::time::Duration;
 
 /// Every option this plugin reads, as users write it in `[OUTPUT]`.
 pub const OPTION_NAMES: &[&str] = &[
@@ -22,7 +23,17 @@ pub const OPTION_NAMES: &[&str] = &[
     "sts_endpoint",
     "max_event_size",
     "oversize_event",
+    "auto_retry_requests",
+    "retry_timeout",
+    "max_concurrent_requests",
 ];
+
+/// `retry_timeout` default: how long a flush may keep retrying transient failures.
+pub const DEFAULT_RETRY_TIMEOUT: Duration = Duration::from_secs(5);
+const MAX_RETRY_TIMEOUT: Duration = Duration::from_secs(300);
+/// `max_concurrent_requests` default: AWS calls in flight per instance.
+pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 8;
+const MAX_CONCURRENT_REQUESTS: usize = 256;
 
 /// CloudWatch's limit on group and stream names, in bytes.
 pub const MAX_NAME_BYTES: usize = 512;
@@ -82,6 +93,12 @@ pub struct Config {
     /// Longest message sent as one event, in bytes.
     pub max_event_size: usize,
     pub oversize_event: Oversize,
+    /// Retry throttling, 5xx and connection failures inside the flush.
+    pub auto_retry_requests: bool,
+    /// How long a flush keeps retrying before answering `FLB_RETRY`.
+    pub retry_timeout: Duration,
+    /// AWS calls of this instance in flight at once.
+    pub max_concurrent_requests: usize,
 }
 
 /// A bad option: which one, its value, and what would have been accepted.
@@ -157,6 +174,9 @@ impl Config {
             sts_endpoint: None,
             max_event_size: DEFAULT_MAX_EVENT_SIZE,
             oversize_event: Oversize::Truncate,
+            auto_retry_requests: true,
+            retry_timeout: DEFAULT_RETRY_TIMEOUT,
+            max_concurrent_requests: DEFAULT_MAX_CONCURRENT_REQUESTS,
         }
     }
 
@@ -226,6 +246,15 @@ impl Config {
                 .map(|v| oversize_event(&v))
                 .transpose()?
                 .unwrap_or(Oversize::Truncate),
+            auto_retry_requests: boolean("auto_retry_requests", get("auto_retry_requests"), true)?,
+            retry_timeout: get("retry_timeout")
+                .map(|v| retry_timeout(&v))
+                .transpose()?
+                .unwrap_or(DEFAULT_RETRY_TIMEOUT),
+            max_concurrent_requests: get("max_concurrent_requests")
+                .map(|v| max_concurrent_requests(&v))
+                .transpose()?
+                .unwrap_or(DEFAULT_MAX_CONCURRENT_REQUESTS),
         })
     }
 }
@@ -239,6 +268,41 @@ fn max_event_size(v: &str) -> Result<usize, OptionError> {
             format!(
                 "expected a number of bytes from {MIN_EVENT_SIZE} to {MAX_EVENT_SIZE_LIMIT} (CloudWatch takes at most 1 MB per event; older limits were 262144)"
             ),
+        )),
+    }
+}
+
+/// Seconds (`5`), or with a unit as Fluent Bit writes durations: `500ms`, `5s`, `1m`.
+fn retry_timeout(v: &str) -> Result<Duration, OptionError> {
+    let t = v.trim().to_ascii_lowercase();
+    let (number, unit_ms) = if let Some(n) = t.strip_suffix("ms") {
+        (n, 1)
+    } else if let Some(n) = t.strip_suffix('s') {
+        (n, 1000)
+    } else if let Some(n) = t.strip_suffix('m') {
+        (n, 60_000)
+    } else {
+        (t.as_str(), 1000)
+    };
+    match number.trim().parse::<u64>() {
+        Ok(n) if Duration::from_millis(n.saturating_mul(unit_ms)) <= MAX_RETRY_TIMEOUT => {
+            Ok(Duration::from_millis(n * unit_ms))
+        }
+        _ => Err(invalid(
+            "retry_timeout",
+            v,
+            "expected a duration from 0 to 300 seconds: 5, 5s, 500ms or 1m",
+        )),
+    }
+}
+
+fn max_concurrent_requests(v: &str) -> Result<usize, OptionError> {
+    match v.trim().parse::<usize>() {
+        Ok(n) if (1..=MAX_CONCURRENT_REQUESTS).contains(&n) => Ok(n),
+        _ => Err(invalid(
+            "max_concurrent_requests",
+            v,
+            format!("expected a number from 1 to {MAX_CONCURRENT_REQUESTS}"),
         )),
     }
 }
@@ -586,6 +650,42 @@ mod tests {
             with(&[("oversize_event", "cut")]).unwrap_err().to_string(),
             "invalid 'oversize_event' \"cut\": expected truncate, split or drop"
         );
+    }
+
+    #[test]
+    fn retry_options() {
+        let c = with(&[]).unwrap();
+        assert!(c.auto_retry_requests);
+        assert_eq!(c.retry_timeout, DEFAULT_RETRY_TIMEOUT);
+        assert_eq!(c.max_concurrent_requests, DEFAULT_MAX_CONCURRENT_REQUESTS);
+        for (v, ms) in [
+            ("7", 7000),
+            ("7s", 7000),
+            ("250ms", 250),
+            ("2m", 120_000),
+            ("0", 0),
+        ] {
+            assert_eq!(
+                with(&[("retry_timeout", v)]).unwrap().retry_timeout,
+                Duration::from_millis(ms),
+                "{v}"
+            );
+        }
+        for bad in ["-1", "5h", "301", "x"] {
+            assert_eq!(
+                with(&[("retry_timeout", bad)]).unwrap_err().option,
+                "retry_timeout",
+                "{bad}"
+            );
+        }
+        let c = with(&[
+            ("auto_retry_requests", "off"),
+            ("max_concurrent_requests", "2"),
+        ])
+        .unwrap();
+        assert!(!c.auto_retry_requests);
+        assert_eq!(c.max_concurrent_requests, 2);
+        assert!(with(&[("max_concurrent_requests", "0")]).is_err());
     }
 
     #[test]

@@ -9,6 +9,8 @@
 
 use std::time::Duration;
 
+use aws_config::retry::RetryConfig;
+
 use aws_config::{
     BehaviorVersion, Region, SdkConfig, sts::AssumeRoleProvider, timeout::TimeoutConfig,
 };
@@ -16,10 +18,10 @@ use aws_sdk_cloudwatchlogs::config::SharedCredentialsProvider;
 
 use crate::config::Config;
 
-/// Bounds on one call, so a flush never hangs on a dead connection.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
-const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
-const OPERATION_TIMEOUT: Duration = Duration::from_secs(30);
+/// Bounds on one call, so a flush never hangs on a dead connection. (Retries are the
+/// plugin's own: see `retry.rs`; the SDK's are off.)
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// STS's limit on a role session name.
 const MAX_SESSION_NAME: usize = 64;
@@ -29,11 +31,12 @@ pub async fn sdk_config(config: &Config) -> SdkConfig {
     let timeouts = TimeoutConfig::builder()
         .connect_timeout(CONNECT_TIMEOUT)
         .operation_attempt_timeout(ATTEMPT_TIMEOUT)
-        .operation_timeout(OPERATION_TIMEOUT)
+        .operation_timeout(ATTEMPT_TIMEOUT)
         .build();
     let base = aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new(config.region.clone()))
         .timeout_config(timeouts)
+        .retry_config(RetryConfig::disabled())
         .load()
         .await;
     let Some(role_arn) = &config.role_arn else {

@@ -5,21 +5,30 @@
 //! stream is created once per process before its first put, when `auto_create_stream` is
 //! on (already-exists is success); if CloudWatch then says the group is missing, the group
 //! is created when `auto_create_group` allows it. A put that finds the stream gone recreates
-//! it and is sent once more. Any other failure is returned, described by operation,
-//! destination, AWS error code and message, for the flush to answer `FLB_RETRY`.
+//! it (and the group) and is sent again: never dropped.
 //!
-//! Must not: decode records, render names, or build credentials.
+//! Every call goes through one retry loop ([`crate::retry`]): transient failures back off
+//! within the flush's budget, credential failures refresh the credentials once, and at most
+//! `max_concurrent_requests` calls of an instance are in flight at once. What still fails
+//! is returned, described by operation, destination, AWS error code and message.
+//!
+//! Must not: decode records, render names, or build credentials (a refresher is given).
 
 use std::collections::HashSet;
 use std::fmt;
+use std::future::Future;
 use std::ops::Range;
-use std::sync::Mutex;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Mutex, PoisonError, RwLock};
 
 use aws_sdk_cloudwatchlogs::Client;
 use aws_sdk_cloudwatchlogs::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_cloudwatchlogs::types::InputLogEvent;
+use tokio::sync::Semaphore;
 
 use crate::batch::Event;
+use crate::retry::{Budget, ErrorKind, jitter};
 
 /// Where events go: a log group and a stream in it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -34,11 +43,12 @@ impl fmt::Display for Destination {
     }
 }
 
-/// A failed AWS call: which, where, and what AWS said.
+/// A failed AWS call: which, where, what kind of failure, and what AWS said.
 #[derive(Debug, Clone)]
 pub struct AwsError {
     pub operation: &'static str,
     pub destination: Destination,
+    pub kind: ErrorKind,
     /// AWS's error code (`AccessDeniedException`, …) when the service answered.
     pub code: Option<String>,
     pub message: String,
@@ -60,8 +70,9 @@ impl AwsError {
     fn new<E, R>(operation: &'static str, destination: &Destination, err: &SdkError<E, R>) -> Self
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
-        R: fmt::Debug,
+        R: fmt::Debug + HasStatus,
     {
+        let status = err.raw_response().map(HasStatus::status);
         let (code, message) = match err.code() {
             Some(code) => (
                 Some(code.to_owned()),
@@ -71,12 +82,39 @@ impl AwsError {
             // chain says which.
             None => (None, DisplayErrorContext(err).to_string()),
         };
+        let kind = match err {
+            SdkError::TimeoutError(_) | SdkError::ResponseError(_) => ErrorKind::Transient,
+            SdkError::DispatchFailure(d) if d.is_io() || d.is_timeout() => ErrorKind::Transient,
+            // The request could not be sent for another reason: in practice, credentials
+            // that could not be loaded (an unreachable STS, a refused AssumeRole).
+            SdkError::DispatchFailure(_) => ErrorKind::Credentials,
+            SdkError::ServiceError(_) => ErrorKind::classify(code.as_deref(), status, &message),
+            _ => ErrorKind::Other,
+        };
         AwsError {
             operation,
             destination: destination.clone(),
+            kind,
             code,
             message,
         }
+    }
+
+    /// CloudWatch refused an event as larger than its per-event limit (the whole batch
+    /// fails: `InvalidParameterException: Log event too large: N bytes exceeds limit of M`).
+    pub fn is_event_too_large(&self) -> bool {
+        self.kind == ErrorKind::TooLarge
+    }
+}
+
+/// The HTTP status of a raw response, for classification.
+pub trait HasStatus {
+    fn status(&self) -> u16;
+}
+
+impl HasStatus for aws_sdk_cloudwatchlogs::config::http::HttpResponse {
+    fn status(&self) -> u16 {
+        self.status().as_u16()
     }
 }
 
@@ -95,85 +133,134 @@ impl Rejected {
     }
 }
 
-impl AwsError {
-    /// CloudWatch refused an event as larger than its per-event limit (the whole batch
-    /// fails: `InvalidParameterException: Log event too large: N bytes exceeds limit of M`).
-    pub fn is_event_too_large(&self) -> bool {
-        self.code.as_deref() == Some("InvalidParameterException")
-            && self.message.to_ascii_lowercase().contains("too large")
-    }
+/// Builds a client with fresh credentials (a new identity cache), for [`Deliverer`] to
+/// swap in after a credential failure.
+pub type Refresh = Box<dyn Fn() -> Pin<Box<dyn Future<Output = Client> + Send>> + Send + Sync>;
+
+/// Counters of what the retry loop did.
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub retries: AtomicU64,
+    pub throttles: AtomicU64,
+    pub refreshes: AtomicU64,
 }
 
 /// Sends events for one output instance; remembers which streams exist.
-#[derive(Debug)]
 pub struct Deliverer {
-    client: Client,
+    client: RwLock<Client>,
+    refresh: Refresh,
     auto_create_group: bool,
     auto_create_stream: bool,
     /// Streams created (or found to exist) by this instance.
     ready: Mutex<HashSet<Destination>>,
+    /// Calls in flight, at most `max_concurrent_requests`.
+    permits: Semaphore,
+    pub stats: Stats,
 }
 
 impl Deliverer {
-    pub fn new(client: Client, auto_create_group: bool, auto_create_stream: bool) -> Self {
+    pub fn new(
+        client: Client,
+        refresh: Refresh,
+        auto_create_group: bool,
+        auto_create_stream: bool,
+        max_concurrent_requests: usize,
+    ) -> Self {
         Deliverer {
-            client,
+            client: RwLock::new(client),
+            refresh,
             auto_create_group,
             auto_create_stream,
             ready: Mutex::new(HashSet::new()),
+            permits: Semaphore::new(max_concurrent_requests.max(1)),
+            stats: Stats::default(),
         }
     }
 
+    fn client(&self) -> Client {
+        self.client
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
     fn is_ready(&self, destination: &Destination) -> bool {
-        self.ready.lock().is_ok_and(|set| set.contains(destination))
+        self.ready
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(destination)
     }
 
     fn set_ready(&self, destination: &Destination, ready: bool) {
-        if let Ok(mut set) = self.ready.lock() {
-            if ready {
-                set.insert(destination.clone());
-            } else {
-                set.remove(destination);
+        let mut set = self.ready.lock().unwrap_or_else(PoisonError::into_inner);
+        if ready {
+            set.insert(destination.clone());
+        } else {
+            set.remove(destination);
+        }
+    }
+
+    /// Runs one AWS call until it succeeds or the budget says stop (see [`crate::retry`]).
+    async fn with_retries<T>(
+        &self,
+        budget: &Budget,
+        call: impl AsyncFn(Client) -> Result<T, AwsError>,
+    ) -> Result<T, AwsError> {
+        let mut attempt = 0;
+        loop {
+            let result = {
+                let _permit = self.permits.acquire().await.ok();
+                call(self.client()).await
+            };
+            let error = match result {
+                Ok(value) => return Ok(value),
+                Err(e) => e,
+            };
+            if error.kind.is_transient() {
+                if error.kind == ErrorKind::Throttled {
+                    self.stats.throttles.fetch_add(1, Relaxed);
+                }
+                if let Some(wait) = budget.backoff(attempt, jitter()) {
+                    attempt += 1;
+                    self.stats.retries.fetch_add(1, Relaxed);
+                    tokio::time::sleep(wait).await;
+                    continue;
+                }
+            } else if error.kind == ErrorKind::Credentials && budget.take_refresh() {
+                let fresh = (self.refresh)().await;
+                *self.client.write().unwrap_or_else(PoisonError::into_inner) = fresh;
+                self.stats.refreshes.fetch_add(1, Relaxed);
+                if budget.retries() {
+                    self.stats.retries.fetch_add(1, Relaxed);
+                    continue;
+                }
             }
+            return Err(error);
         }
     }
 
     /// Makes sure the stream exists before the first batch, when `auto_create_stream` is on:
     /// once per stream per process.
-    pub async fn ensure_stream(&self, destination: &Destination) -> Result<(), AwsError> {
+    pub async fn ensure_stream(
+        &self,
+        budget: &Budget,
+        destination: &Destination,
+    ) -> Result<(), AwsError> {
         if self.auto_create_stream && !self.is_ready(destination) {
-            self.create_stream(destination).await?;
+            self.create_stream(budget, destination).await?;
         }
         Ok(())
     }
 
-    /// Sends one batch (sorted, within CloudWatch's limits). A stream deleted behind our
-    /// back is created again and the batch resent once.
+    /// Sends one batch (sorted, within CloudWatch's limits). A stream (or group) deleted
+    /// behind our back is created again and the batch resent.
     pub async fn put_batch(
         &self,
+        budget: &Budget,
         destination: &Destination,
         messages: &str,
         batch: &[Event],
     ) -> Result<Rejected, AwsError> {
-        match self.put(destination, messages, batch).await {
-            Err(Put::StreamMissing(_)) if self.auto_create_stream => {
-                self.set_ready(destination, false);
-                self.create_stream(destination).await?;
-                self.put(destination, messages, batch)
-                    .await
-                    .map_err(Put::into_error)
-            }
-            other => other.map_err(Put::into_error),
-        }
-    }
-
-    /// One PutLogEvents. Returns how many events CloudWatch rejected.
-    async fn put(
-        &self,
-        destination: &Destination,
-        messages: &str,
-        batch: &[Event],
-    ) -> Result<Rejected, Put> {
         let events = batch
             .iter()
             .map(|e| {
@@ -183,100 +270,104 @@ impl Deliverer {
                     .build()
             })
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| {
-                Put::Failed(AwsError {
-                    operation: "PutLogEvents",
-                    destination: destination.clone(),
-                    code: None,
-                    message: format!("could not build the request: {e}"),
-                })
+            .map_err(|e| AwsError {
+                operation: "PutLogEvents",
+                destination: destination.clone(),
+                kind: ErrorKind::Other,
+                code: None,
+                message: format!("could not build the request: {e}"),
             })?;
-        let answer = self
-            .client
+        let put = async |client: Client| self.put(client, destination, &events, batch.len()).await;
+        match self.with_retries(budget, put).await {
+            Err(e) if e.kind == ErrorKind::NotFound && self.auto_create_stream => {
+                self.set_ready(destination, false);
+                self.create_stream(budget, destination).await?;
+                self.with_retries(budget, put).await
+            }
+            other => other,
+        }
+    }
+
+    /// One PutLogEvents.
+    async fn put(
+        &self,
+        client: Client,
+        destination: &Destination,
+        events: &[InputLogEvent],
+        len: usize,
+    ) -> Result<Rejected, AwsError> {
+        let answer = client
             .put_log_events()
             .log_group_name(&destination.group)
             .log_stream_name(&destination.stream)
-            .set_log_events(Some(events))
+            .set_log_events(Some(events.to_vec()))
             .send()
             .await;
         match answer {
             Ok(out) => Ok(out
                 .rejected_log_events_info()
-                .map(|info| rejected(info, batch.len()))
+                .map(|info| rejected(info, len))
                 .unwrap_or_default()),
-            Err(err) => {
-                let error = AwsError::new("PutLogEvents", destination, &err);
+            // Only with sequence tokens, which we never send: the batch is stored.
+            Err(err)
                 if err
                     .as_service_error()
-                    .is_some_and(|e| e.is_resource_not_found_exception())
-                {
-                    Err(Put::StreamMissing(error))
-                } else {
-                    Err(Put::Failed(error))
-                }
+                    .is_some_and(|e| e.is_data_already_accepted_exception()) =>
+            {
+                Ok(Rejected::default())
             }
+            Err(err) => Err(AwsError::new("PutLogEvents", destination, &err)),
         }
     }
 
     /// CreateLogStream; on a missing group, CreateLogGroup first when allowed.
-    async fn create_stream(&self, destination: &Destination) -> Result<(), AwsError> {
-        let answer = self.create_stream_once(destination).await;
-        let answer = match answer {
-            Err(err)
-                if self.auto_create_group
-                    && err
-                        .as_service_error()
-                        .is_some_and(|e| e.is_resource_not_found_exception()) =>
-            {
-                self.create_group(destination).await?;
-                self.create_stream_once(destination).await
-            }
-            other => other,
-        };
-        match answer {
-            Ok(_) => {}
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_resource_already_exists_exception()) => {}
-            Err(err) => {
-                let mut error = AwsError::new("CreateLogStream", destination, &err);
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_resource_not_found_exception())
-                {
-                    error.message.push_str(
-                        " (the log group does not exist; create it, or set auto_create_group true)",
-                    );
-                }
-                return Err(error);
-            }
-        }
-        self.set_ready(destination, true);
-        Ok(())
-    }
-
-    async fn create_stream_once(
+    async fn create_stream(
         &self,
+        budget: &Budget,
         destination: &Destination,
-    ) -> Result<
-        aws_sdk_cloudwatchlogs::operation::create_log_stream::CreateLogStreamOutput,
-        SdkError<
-            aws_sdk_cloudwatchlogs::operation::create_log_stream::CreateLogStreamError,
-            aws_sdk_cloudwatchlogs::config::http::HttpResponse,
-        >,
-    > {
-        self.client
+    ) -> Result<(), AwsError> {
+        let create = async |client: Client| match client
             .create_log_stream()
             .log_group_name(&destination.group)
             .log_stream_name(&destination.stream)
             .send()
             .await
+        {
+            Ok(_) => Ok(()),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_resource_already_exists_exception()) =>
+            {
+                Ok(())
+            }
+            Err(err) => Err(AwsError::new("CreateLogStream", destination, &err)),
+        };
+        match self.with_retries(budget, create).await {
+            Err(e) if e.kind == ErrorKind::NotFound && self.auto_create_group => {
+                self.create_group(budget, destination).await?;
+                self.with_retries(budget, create).await?;
+            }
+            Err(mut e) => {
+                if e.kind == ErrorKind::NotFound {
+                    e.message.push_str(
+                        " (the log group does not exist; create it, or set auto_create_group true)",
+                    );
+                }
+                return Err(e);
+            }
+            Ok(()) => {}
+        }
+        self.set_ready(destination, true);
+        Ok(())
     }
 
-    async fn create_group(&self, destination: &Destination) -> Result<(), AwsError> {
-        match self
-            .client
+    async fn create_group(
+        &self,
+        budget: &Budget,
+        destination: &Destination,
+    ) -> Result<(), AwsError> {
+        let create = async |client: Client| match client
             .create_log_group()
             .log_group_name(&destination.group)
             .send()
@@ -291,20 +382,8 @@ impl Deliverer {
                 Ok(())
             }
             Err(err) => Err(AwsError::new("CreateLogGroup", destination, &err)),
-        }
-    }
-}
-
-enum Put {
-    StreamMissing(AwsError),
-    Failed(AwsError),
-}
-
-impl Put {
-    fn into_error(self) -> AwsError {
-        match self {
-            Put::StreamMissing(e) | Put::Failed(e) => e,
-        }
+        };
+        self.with_retries(budget, create).await
     }
 }
 

@@ -6,19 +6,23 @@
 //! stream, then each stream's events are sorted, cut into batches and sent, and everything
 //! not delivered is counted and logged with its reason.
 
+use std::collections::HashSet;
 use std::fmt::Write as _;
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
-use std::time::Duration;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use tokio::runtime::Handle;
 
 use crate::batch::{self, EVENT_OVERHEAD, Event, LEGACY_MAX_EVENT_BYTES};
 use crate::config::{Config, StreamName};
 use crate::decode::Skip;
-use crate::deliver::{AwsError, Deliverer, Destination, Rejected};
+use crate::deliver::{AwsError, Deliverer, Destination, Refresh, Rejected};
+use crate::ledger::{BatchKey, Ledger};
 use crate::log::{Logger, Throttle, utc_millis};
 use crate::prepare::{Oversized, Prepared, Report, prepare, recut};
+use crate::retry::{Budget, ErrorKind};
 use crate::{credentials, runtime};
 
 /// What a flush tells Fluent Bit.
@@ -37,6 +41,8 @@ pub const PANIC_TAG: &str = "flb-cloudwatch-test-panic";
 
 /// Warnings about records are repeated at most this often, with counts.
 const WARN_INTERVAL: Duration = Duration::from_secs(60);
+/// A summary of retries and drops is logged at most this often.
+const SUMMARY_INTERVAL: Duration = Duration::from_secs(60);
 
 pub struct Instance {
     log: Logger,
@@ -45,6 +51,9 @@ pub struct Instance {
     runtime: Handle,
     counters: Counters,
     throttle: Throttle,
+    ledger: Ledger,
+    /// When the last periodic summary was logged, and the problem count it covered.
+    summary: Mutex<(Instant, u64)>,
 }
 
 #[derive(Default)]
@@ -54,10 +63,16 @@ struct Counters {
     batches: AtomicU64,
     skipped: AtomicU64,
     rejected: AtomicU64,
-    retries: AtomicU64,
+    retried_flushes: AtomicU64,
+    /// Batches not sent again on a chunk's retry because CloudWatch had them already.
+    deduplicated: AtomicU64,
 }
 
 static NEXT_ID: AtomicUsize = AtomicUsize::new(0);
+
+/// What one stream's share of a flush did: the batches CloudWatch accepted, and the error
+/// that stopped it, if any.
+type StreamResult = (HashSet<BatchKey>, Option<AwsError>);
 
 impl Instance {
     /// Reads and checks the options (through `get`, which returns a property as set in
@@ -78,16 +93,25 @@ impl Instance {
                 return None;
             }
         };
-        let sdk = runtime.block_on(credentials::sdk_config(&config));
-        let client = credentials::logs_client(&sdk, &config);
+        let client = runtime.block_on(new_client(config.clone()));
+        let for_refresh = config.clone();
+        let refresh: Refresh = Box::new(move || Box::pin(new_client(for_refresh.clone())));
         log.info(format_args!("{}", describe(&config)));
         Some(Instance {
-            deliverer: Deliverer::new(client, config.auto_create_group, config.auto_create_stream),
+            deliverer: Deliverer::new(
+                client,
+                refresh,
+                config.auto_create_group,
+                config.auto_create_stream,
+                config.max_concurrent_requests,
+            ),
             log,
             config,
             runtime,
             counters: Counters::default(),
             throttle: Throttle::new(WARN_INTERVAL),
+            ledger: Ledger::default(),
+            summary: Mutex::new((Instant::now(), 0)),
         })
     }
 
@@ -96,7 +120,8 @@ impl Instance {
         &self.runtime
     }
 
-    /// Delivers one chunk. Blocks until every event is delivered or the delivery failed.
+    /// Delivers one chunk. Blocks until every event is delivered, or the delivery failed
+    /// after the retries `retry_timeout` allows.
     pub fn flush(&self, tag: &[u8], chunk: &[u8]) -> Outcome {
         let tag = String::from_utf8_lossy(tag);
         #[cfg(debug_assertions)]
@@ -105,38 +130,152 @@ impl Instance {
         }
         let mut prepared = prepare(&self.config, &tag, chunk);
         self.report(&tag, &prepared.report);
-        let outcome = self.runtime.block_on(self.send(&tag, &mut prepared));
-        if outcome == Outcome::Retry {
-            self.counters.retries.fetch_add(1, Relaxed);
-        }
+        let already = self.ledger.take(&tag, chunk);
+        let budget = Budget::new(self.config.retry_timeout, self.config.auto_retry_requests);
+        let (mut done, error) =
+            self.runtime
+                .block_on(self.send(&tag, &mut prepared, &budget, &already));
+        let outcome = match error {
+            None => Outcome::Ok,
+            Some(e) => {
+                let hint = match (&e.kind, &self.config.role_arn) {
+                    (ErrorKind::Credentials, Some(role)) => format!(
+                        " (writing as role {role}: its trust policy must let this task's role assume it, and its policy must allow logs:{} on the group)",
+                        e.operation
+                    ),
+                    (ErrorKind::Credentials, None) => format!(
+                        " (the task's credentials must allow logs:{} on the group)",
+                        e.operation
+                    ),
+                    _ => String::new(),
+                };
+                self.log.error(format_args!(
+                    "{e}{hint}; Fluent Bit will retry the chunk"
+                ));
+                self.counters.retried_flushes.fetch_add(1, Relaxed);
+                done.extend(already);
+                self.ledger.remember(&tag, chunk, done);
+                Outcome::Retry
+            }
+        };
+        self.maybe_summarize();
         outcome
     }
 
-    async fn send(&self, tag: &str, prepared: &mut Prepared) -> Outcome {
+    /// Sends every stream's batches, the streams concurrently. Returns the keys of the
+    /// batches accepted now and the first error.
+    async fn send(
+        &self,
+        tag: &str,
+        prepared: &mut Prepared,
+        budget: &Budget,
+        already: &HashSet<BatchKey>,
+    ) -> (HashSet<BatchKey>, Option<AwsError>) {
         let messages = &prepared.messages;
-        for (destination, events) in &mut prepared.streams {
-            if let Err(e) = self.deliverer.ensure_stream(destination).await {
-                return self.failed(&e);
+        let streams = prepared
+            .streams
+            .iter_mut()
+            .map(|(destination, events)| {
+                self.send_stream(tag, destination, messages, events, budget, already)
+            })
+            .collect();
+        let mut done = HashSet::new();
+        let mut first_error = None;
+        for (accepted, error) in runtime::join_all(streams).await {
+            done.extend(accepted);
+            first_error = first_error.or(error);
+        }
+        (done, first_error)
+    }
+
+    /// One stream: batches in time order; stops at the first batch that fails.
+    async fn send_stream(
+        &self,
+        tag: &str,
+        destination: &Destination,
+        messages: &str,
+        events: &mut [Event],
+        budget: &Budget,
+        already: &HashSet<BatchKey>,
+    ) -> StreamResult {
+        let mut done = HashSet::new();
+        if let Err(e) = self.deliverer.ensure_stream(budget, destination).await {
+            return (done, Some(e));
+        }
+        for (number, range) in batch::plan(events).into_iter().enumerate() {
+            let key = (
+                destination.group.clone(),
+                destination.stream.clone(),
+                number,
+            );
+            if already.contains(&key) {
+                self.counters.deduplicated.fetch_add(1, Relaxed);
+                self.log.debug(format_args!(
+                    "batch {number} of this chunk for {destination} was accepted before its retry: not sent again"
+                ));
+                continue;
             }
-            for range in batch::plan(events) {
-                let batch = &events[range];
-                let sent = match self.deliverer.put_batch(destination, messages, batch).await {
-                    Ok(rejected) => {
-                        self.accepted(tag, destination, batch, &rejected);
-                        Ok(())
-                    }
-                    Err(e) if e.is_event_too_large() => {
-                        self.resend_smaller(tag, destination, messages, batch, &e)
-                            .await
-                    }
-                    Err(e) => Err(e),
-                };
-                if let Err(e) = sent {
-                    return self.failed(&e);
+            let batch = &events[range];
+            if let Err(e) = self
+                .send_batch(tag, destination, messages, batch, budget, true)
+                .await
+            {
+                return (done, Some(e));
+            }
+            done.insert(key);
+        }
+        (done, None)
+    }
+
+    /// One batch, with the fixes for what CloudWatch refuses in a batch: an event too large
+    /// is cut down ([`Instance::resend_smaller`]); any other InvalidParameterException halves
+    /// the batch once, and a half still refused is dropped with an error line (resending it
+    /// unchanged could never succeed).
+    async fn send_batch(
+        &self,
+        tag: &str,
+        destination: &Destination,
+        messages: &str,
+        batch: &[Event],
+        budget: &Budget,
+        may_halve: bool,
+    ) -> Result<(), AwsError> {
+        match self
+            .deliverer
+            .put_batch(budget, destination, messages, batch)
+            .await
+        {
+            Ok(rejected) => {
+                self.accepted(tag, destination, batch, &rejected);
+                Ok(())
+            }
+            Err(e) if e.is_event_too_large() => {
+                self.resend_smaller(tag, destination, messages, batch, budget, &e)
+                    .await
+            }
+            Err(e) if e.code.as_deref() == Some("InvalidParameterException") => {
+                if may_halve && batch.len() > 1 {
+                    self.log.warn(format_args!(
+                        "{e}; resending the batch of {} event(s) as two halves",
+                        batch.len()
+                    ));
+                    let (a, b) = batch.split_at(batch.len() / 2);
+                    Box::pin(self.send_batch(tag, destination, messages, a, budget, false)).await?;
+                    Box::pin(self.send_batch(tag, destination, messages, b, budget, false)).await
+                } else {
+                    self.counters
+                        .rejected
+                        .fetch_add(batch.len() as u64, Relaxed);
+                    self.log.error(format_args!(
+                        "{e}; {} event(s) of tag '{tag}' (times {}) dropped: CloudWatch will not take them as they are",
+                        batch.len(),
+                        time_span(batch)
+                    ));
+                    Ok(())
                 }
             }
+            Err(e) => Err(e),
         }
-        Outcome::Ok
     }
 
     /// CloudWatch refused an event of `batch` as too large for its per-event limit (older
@@ -148,6 +287,7 @@ impl Instance {
         destination: &Destination,
         messages: &str,
         batch: &[Event],
+        budget: &Budget,
         refusal: &AwsError,
     ) -> Result<(), AwsError> {
         let max = LEGACY_MAX_EVENT_BYTES - EVENT_OVERHEAD;
@@ -161,7 +301,7 @@ impl Instance {
             let part = &events[range];
             let rejected = self
                 .deliverer
-                .put_batch(destination, &smaller, part)
+                .put_batch(budget, destination, &smaller, part)
                 .await?;
             self.accepted(tag, destination, part, &rejected);
         }
@@ -197,12 +337,6 @@ impl Instance {
             bytes + batch.len() * EVENT_OVERHEAD,
             batch::MAX_BATCH_BYTES
         ));
-    }
-
-    fn failed(&self, e: &AwsError) -> Outcome {
-        self.log
-            .error(format_args!("{e}; Fluent Bit will retry the chunk"));
-        Outcome::Retry
     }
 
     /// Logs what did not become events: one line per kind, at most once a minute per kind
@@ -261,21 +395,56 @@ impl Instance {
         }
     }
 
-    /// Logs the totals and stops the shared runtime if this was the last instance.
-    pub fn exit(self) {
-        let c = &self.counters;
-        self.log.info(format_args!(
-            "exit: sent {} event(s), {} byte(s) in {} batch(es); {} record(s) skipped, {} event(s) rejected by CloudWatch, {} flush(es) retried",
+    /// Problems so far: retries (in flush and of flushes), records skipped, events rejected.
+    fn problems(&self) -> u64 {
+        let (c, s) = (&self.counters, &self.deliverer.stats);
+        c.retried_flushes.load(Relaxed)
+            + s.retries.load(Relaxed)
+            + c.skipped.load(Relaxed)
+            + c.rejected.load(Relaxed)
+    }
+
+    fn totals(&self) -> String {
+        let (c, s) = (&self.counters, &self.deliverer.stats);
+        format!(
+            "sent {} event(s), {} byte(s) in {} batch(es); {} record(s) skipped, {} event(s) rejected by CloudWatch; {} call(s) retried ({} throttled, {} credential refreshes), {} flush(es) answered retry, {} batch(es) not resent on retry",
             c.events.load(Relaxed),
             c.bytes.load(Relaxed),
             c.batches.load(Relaxed),
             c.skipped.load(Relaxed),
             c.rejected.load(Relaxed),
-            c.retries.load(Relaxed)
-        ));
+            s.retries.load(Relaxed),
+            s.throttles.load(Relaxed),
+            s.refreshes.load(Relaxed),
+            c.retried_flushes.load(Relaxed),
+            c.deduplicated.load(Relaxed)
+        )
+    }
+
+    /// A summary line a minute, when something was retried, skipped or rejected since the
+    /// last one.
+    fn maybe_summarize(&self) {
+        let mut last = self.summary.lock().unwrap_or_else(PoisonError::into_inner);
+        let problems = self.problems();
+        if last.0.elapsed() >= SUMMARY_INTERVAL && problems != last.1 {
+            *last = (Instant::now(), problems);
+            self.log
+                .info(format_args!("last minute and before: {}", self.totals()));
+        }
+    }
+
+    /// Logs the totals and stops the shared runtime if this was the last instance.
+    pub fn exit(self) {
+        self.log.info(format_args!("exit: {}", self.totals()));
         drop(self);
         runtime::release();
     }
+}
+
+/// A client with credentials resolved afresh (the default chain, and the role on top).
+async fn new_client(config: Config) -> aws_sdk_cloudwatchlogs::Client {
+    let sdk = credentials::sdk_config(&config).await;
+    credentials::logs_client(&sdk, &config)
 }
 
 /// A throttling key per kind of skipped record.

@@ -12,7 +12,8 @@
 //! 5. [`decode`]: MessagePack chunk → records (time + body), without recursion;
 //!    [`encode`]: record → message text (whole record as JSON, or the `log_key` value).
 //! 6. [`batch`]: events → PutLogEvents batches within CloudWatch's limits.
-//! 7. [`deliver`]: CreateLogGroup/CreateLogStream when needed, PutLogEvents.
+//! 7. [`deliver`]: CreateLogGroup/CreateLogStream when needed, PutLogEvents, through the
+//!    retry policy of [`retry`]; [`ledger`] remembers accepted batches of retried chunks.
 //! 8. [`credentials`]: the default AWS credential chain, and the assumed role on top.
 //! 9. [`runtime`] (the shared async runtime) and [`log`] (Fluent Bit–style log lines).
 //!
@@ -31,6 +32,8 @@ pub mod decode;
 pub mod deliver;
 pub mod encode;
 pub mod instance;
+pub mod ledger;
 pub mod log;
 pub mod prepare;
+pub mod retry;
 pub mod runtime;

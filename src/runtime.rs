@@ -65,3 +65,53 @@ pub fn is_running() -> bool {
         .unwrap_or_else(PoisonError::into_inner)
         .is_some()
 }
+
+/// Runs futures concurrently on the current task and returns their outputs in order.
+/// (The futures may borrow: a flush's streams share its message buffer.)
+pub async fn join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
+    use std::pin::Pin;
+    use std::task::Poll;
+    let mut pending: Vec<Option<Pin<Box<F>>>> =
+        futures.into_iter().map(|f| Some(Box::pin(f))).collect();
+    let mut outputs: Vec<Option<F::Output>> = pending.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut all_done = true;
+        for (slot, out) in pending.iter_mut().zip(outputs.iter_mut()) {
+            if let Some(fut) = slot {
+                match fut.as_mut().poll(cx) {
+                    Poll::Ready(v) => {
+                        *out = Some(v);
+                        *slot = None;
+                    }
+                    Poll::Pending => all_done = false,
+                }
+            }
+        }
+        if all_done {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    })
+    .await;
+    outputs.into_iter().flatten().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn join_all_keeps_order_and_runs_concurrently() {
+        let rt = Builder::new_current_thread().enable_time().build().unwrap();
+        let out = rt.block_on(join_all(
+            (0..4u64)
+                .map(|i| async move {
+                    tokio::time::sleep(Duration::from_millis(40 - 10 * i)).await;
+                    i
+                })
+                .collect(),
+        ));
+        assert_eq!(out, vec![0, 1, 2, 3]);
+    }
+}

@@ -1,16 +1,21 @@
-//! A CloudWatch Logs stand-in for what moto cannot do: AWS's per-event size refusal and its
-//! exact `rejectedLogEventsInfo` semantics. HTTP/1.1 on a free loopback port, a thread per
-//! connection, keep-alive, JSON 1.1 (`X-Amz-Target: Logs_20140328.<Operation>`).
+//! A CloudWatch Logs stand-in for what moto cannot do: throttling, 5xx, connections reset
+//! mid-request, slow answers, streams deleted between calls, expired credentials, AWS's
+//! per-event size refusal and its exact `rejectedLogEventsInfo` semantics. HTTP/1.1 on a
+//! free loopback port, a thread per connection, keep-alive, JSON 1.1
+//! (`X-Amz-Target: Logs_20140328.<Operation>`).
 //!
 //! It answers CreateLogGroup, CreateLogStream (already-exists like AWS) and PutLogEvents,
-//! keeps what it accepted, and stops when dropped.
+//! keeps every event it accepted (also of streams "deleted" later, so tests can count them
+//! exactly), and stops when dropped. [`Rules::faults`] is a script: the n-th PutLogEvents
+//! call gets the n-th fault.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
@@ -23,6 +28,27 @@ pub struct Rules {
     pub oldest_ms: Option<i64>,
     /// Events newer than this (ms) are rejected as too new (AWS: 2 hours after now).
     pub newest_ms: Option<i64>,
+    /// What the PutLogEvents calls get, in order; once used up, every call is answered.
+    pub faults: Vec<Fault>,
+}
+
+/// One scripted answer to a PutLogEvents call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Answer normally.
+    None,
+    /// 400 `ThrottlingException: Rate exceeded`.
+    Throttle,
+    /// 503 `ServiceUnavailableException`.
+    ServerError,
+    /// Close the connection after the request's headers, before reading its body.
+    Reset,
+    /// Wait this long, then answer normally.
+    Slow(Duration),
+    /// The stream is deleted just before this call: `ResourceNotFoundException`.
+    DeleteStream,
+    /// 400 `ExpiredTokenException`.
+    ExpiredToken,
 }
 
 #[derive(Debug, Default)]
@@ -30,34 +56,58 @@ pub struct State {
     /// Stored events per (group, stream): (timestamp, message).
     pub events: BTreeMap<(String, String), Vec<(i64, String)>>,
     pub groups: Vec<String>,
+    /// Streams that exist now.
+    pub streams: BTreeSet<(String, String)>,
     /// Every call, by operation name, in order.
     pub calls: Vec<String>,
+    faults: VecDeque<Fault>,
 }
 
 pub struct Stub {
     pub port: u16,
     pub state: Arc<Mutex<State>>,
     stop: Arc<AtomicBool>,
+    inflight: Arc<(AtomicUsize, AtomicUsize)>,
 }
 
 impl Stub {
     pub fn start(rules: Rules) -> Stub {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().expect("addr").port();
-        let state = Arc::new(Mutex::new(State::default()));
+        let state = Arc::new(Mutex::new(State {
+            faults: rules.faults.iter().copied().collect(),
+            ..State::default()
+        }));
         let stop = Arc::new(AtomicBool::new(false));
-        let (st, sp) = (state.clone(), stop.clone());
+        let inflight = Arc::new((AtomicUsize::new(0), AtomicUsize::new(0)));
+        let (st, sp, inf) = (state.clone(), stop.clone(), inflight.clone());
         thread::spawn(move || {
             for conn in listener.incoming() {
                 if sp.load(Ordering::SeqCst) {
                     break;
                 }
                 let Ok(conn) = conn else { continue };
-                let (st, rules) = (st.clone(), rules.clone());
-                thread::spawn(move || serve(conn, &st, &rules));
+                let (st, rules, inf) = (st.clone(), rules.clone(), inf.clone());
+                thread::spawn(move || serve(conn, &st, &rules, &inf));
             }
         });
-        Stub { port, state, stop }
+        Stub {
+            port,
+            state,
+            stop,
+            inflight,
+        }
+    }
+
+    /// The most requests that were being answered at once.
+    pub fn max_inflight(&self) -> usize {
+        self.inflight.1.load(Ordering::SeqCst)
+    }
+
+    /// Every stored event of every stream.
+    pub fn all_events(&self) -> Vec<(i64, String)> {
+        let state = self.state.lock().expect("state");
+        state.events.values().flatten().cloned().collect()
     }
 
     pub fn url(&self) -> String {
@@ -85,7 +135,12 @@ impl Drop for Stub {
     }
 }
 
-fn serve(conn: TcpStream, state: &Mutex<State>, rules: &Rules) {
+fn serve(
+    conn: TcpStream,
+    state: &Mutex<State>,
+    rules: &Rules,
+    inflight: &(AtomicUsize, AtomicUsize),
+) {
     let mut reader = BufReader::new(conn.try_clone().expect("clone"));
     let mut writer = conn;
     loop {
@@ -112,13 +167,71 @@ fn serve(conn: TcpStream, state: &Mutex<State>, rules: &Rules) {
                 }
             }
         }
+        let operation = target.rsplit('.').next().unwrap_or_default().to_owned();
+        let fault = if operation == "PutLogEvents" {
+            state
+                .lock()
+                .expect("state")
+                .faults
+                .pop_front()
+                .unwrap_or(Fault::None)
+        } else {
+            Fault::None
+        };
+        if fault == Fault::Reset {
+            state
+                .lock()
+                .expect("state")
+                .calls
+                .push(format!("{operation} (reset)"));
+            let _ = writer.shutdown(std::net::Shutdown::Both);
+            return;
+        }
         let mut body = vec![0; length];
         if reader.read_exact(&mut body).is_err() {
             return;
         }
+        let now = inflight.0.fetch_add(1, Ordering::SeqCst) + 1;
+        inflight.1.fetch_max(now, Ordering::SeqCst);
+        if let Fault::Slow(d) = fault {
+            thread::sleep(d);
+        }
         let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-        let operation = target.rsplit('.').next().unwrap_or_default().to_owned();
-        let (status, answer) = handle(&operation, &request, state, rules);
+        let (status, answer) = match fault {
+            Fault::Throttle => error("ThrottlingException", "Rate exceeded"),
+            Fault::ServerError => (
+                "503 Service Unavailable",
+                json!({"__type": "ServiceUnavailableException", "message": "The service is unavailable"}),
+            ),
+            Fault::ExpiredToken => error(
+                "ExpiredTokenException",
+                "The security token included in the request is expired",
+            ),
+            _ => {
+                if fault == Fault::DeleteStream {
+                    let key = (
+                        request["logGroupName"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_owned(),
+                        request["logStreamName"]
+                            .as_str()
+                            .unwrap_or_default()
+                            .to_owned(),
+                    );
+                    state.lock().expect("state").streams.remove(&key);
+                }
+                handle(&operation, &request, state, rules)
+            }
+        };
+        if fault != Fault::None {
+            state
+                .lock()
+                .expect("state")
+                .calls
+                .push(format!("{operation} ({fault:?})"));
+        }
+        inflight.0.fetch_sub(1, Ordering::SeqCst);
         let text = answer.to_string();
         let head = format!(
             "HTTP/1.1 {status}\r\ncontent-type: application/x-amz-json-1.1\r\ncontent-length: {}\r\nx-amzn-requestid: stub\r\n\r\n",
@@ -176,18 +289,17 @@ fn handle(
                 );
             }
             let key = (group, stream);
-            if state.events.contains_key(&key) {
+            if !state.streams.insert(key) {
                 return error(
                     "ResourceAlreadyExistsException",
                     "The specified log stream already exists",
                 );
             }
-            state.events.insert(key, Vec::new());
             ("200 OK", json!({}))
         }
         "PutLogEvents" => {
             let key = (group, stream);
-            if !state.events.contains_key(&key) {
+            if !state.streams.contains(&key) {
                 return error(
                     "ResourceNotFoundException",
                     "The specified log stream does not exist.",

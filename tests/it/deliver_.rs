@@ -242,11 +242,18 @@ fn unreachable_sts_means_retry_with_the_cause() {
         "deliver_::unreachable_sts_means_retry_with_the_cause",
         &[("MOTO", &moto.url())],
     ));
+    let error = log
+        .lines()
+        .find(|l| l.contains("[error]"))
+        .unwrap_or_default();
+    assert!(error.contains("an error occurred while loading credentials"), "{log}");
     assert!(
-        log.lines()
-            .any(|l| l.contains("[error]") && l.contains("Fluent Bit will retry the chunk")),
-        "{log}"
+        error.contains("writing as role arn:aws:iam::222222222222:role/firelens-cross-account")
+            && error.contains("logs:CreateLogStream")
+            && error.ends_with("Fluent Bit will retry the chunk"),
+        "the line names the role and the permission: {error}"
     );
+    assert!(log.contains("1 credential refreshes"), "refreshed once: {log}");
     let (dest, _) = Account::assume(&moto.url(), REGION, ROLE_ARN).expect("assume");
     assert!(dest.groups().is_empty());
     assert!(Account::source(&moto.url(), REGION).groups().is_empty());

@@ -11,5 +11,8 @@ mod deliver_;
 mod events_;
 /// The example files parse.
 mod examples_;
+/// Faults moto cannot make (throttling, 5xx, resets, deleted streams, expired tokens),
+/// chunk retries without duplicates, concurrency, clean exit.
+mod faults_;
 /// Every chunk captured from Fluent Bit, decoded and delivered message for message.
 mod fixtures_;

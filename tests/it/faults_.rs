@@ -1,0 +1,280 @@
+//! Delivery under faults moto cannot make, from `flb_host::stub`: for each, every event ends
+//! up stored exactly once and the flushes answer what Fluent Bit needs to hear.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::support::*;
+use flb_host::msgpack::{Format, Writer};
+use flb_host::stub::{Fault, Rules, Stub};
+
+const T0: u32 = 1_795_551_844;
+
+fn chunk(n: usize, label: &str) -> Vec<u8> {
+    let mut w = Writer::new();
+    for i in 0..n {
+        w.event(Format::V2, T0, (i % 1000) as u32 * 1_000_000)
+            .map(1)
+            .str("log")
+            .str(format!("{label} {i}"));
+    }
+    w.buf
+}
+
+fn init(url: &str, extra: &[(&str, &str)]) -> flb_host::host::Output {
+    let mut p = vec![
+        ("region", REGION),
+        ("log_group_name", "/g"),
+        ("log_stream_prefix", "s-"),
+        ("log_key", "log"),
+        ("auto_create_group", "true"),
+        ("endpoint", url),
+    ];
+    p.extend_from_slice(extra);
+    plugin().init(&p).expect("init")
+}
+
+/// Each stored message exactly once, and exactly the expected ones.
+fn assert_exactly_once(stub: &Stub, want: impl IntoIterator<Item = String>) {
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for (_, m) in stub.all_events() {
+        *counts.entry(m).or_default() += 1;
+    }
+    let mut want: Vec<String> = want.into_iter().collect();
+    want.sort();
+    let got: Vec<String> = counts.keys().cloned().collect();
+    assert_eq!(got, want, "the stored messages");
+    let duplicated: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(
+        duplicated.is_empty(),
+        "stored more than once: {duplicated:?}"
+    );
+}
+
+fn labels(n: usize, label: &str) -> Vec<String> {
+    (0..n).map(|i| format!("{label} {i}")).collect()
+}
+
+/// Faults that retrying inside the flush overcomes: the flush answers FLB_OK.
+#[test]
+fn transient_faults_are_retried_within_the_flush() {
+    let scenarios: &[(&str, &[Fault])] = &[
+        (
+            "throttled",
+            &[Fault::Throttle, Fault::Throttle, Fault::Throttle],
+        ),
+        ("server errors", &[Fault::ServerError, Fault::ServerError]),
+        ("connection reset", &[Fault::Reset]),
+        ("slow answer", &[Fault::Slow(Duration::from_millis(1500))]),
+        ("stream deleted", &[Fault::None, Fault::DeleteStream]),
+        ("expired token", &[Fault::ExpiredToken]),
+    ];
+    if is_child() {
+        let out = init(&var("STUB"), &[]);
+        assert_eq!(out.flush("app", &chunk(300, "a")), FLB_OK);
+        assert_eq!(out.flush("app", &chunk(300, "b")), FLB_OK);
+        assert_eq!(out.exit(), FLB_OK);
+        return;
+    }
+    for (name, faults) in scenarios {
+        let stub = Stub::start(Rules {
+            faults: faults.to_vec(),
+            ..Rules::default()
+        });
+        let log = stderr(&run_child(
+            "faults_::transient_faults_are_retried_within_the_flush",
+            &[("STUB", &stub.url())],
+        ));
+        assert_exactly_once(&stub, labels(300, "a").into_iter().chain(labels(300, "b")));
+        let calls = stub.calls();
+        assert!(
+            calls.iter().filter(|c| c.contains('(')).count()
+                >= faults.iter().filter(|f| **f != Fault::None).count(),
+            "{name}: {calls:?}"
+        );
+        assert!(
+            !log.contains("[error]"),
+            "{name}: nothing failed for good:\n{log}"
+        );
+        match *name {
+            "throttled" => assert!(log.contains("(3 throttled"), "{log}"),
+            "expired token" => assert!(log.contains("1 credential refreshes"), "{log}"),
+            "stream deleted" => {
+                let at = calls
+                    .iter()
+                    .position(|c| c == "PutLogEvents (DeleteStream)")
+                    .expect("fault used");
+                assert_eq!(
+                    calls[at + 1..at + 3],
+                    ["CreateLogStream", "PutLogEvents"],
+                    "recreated, then resent: {calls:?}"
+                );
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Throttling that outlasts `retry_timeout`: the flush answers FLB_RETRY with the cause,
+/// and Fluent Bit's next tries deliver everything, once.
+#[test]
+fn persistent_throttling_hands_over_to_fluent_bits_retries() {
+    if is_child() {
+        let out = init(&var("STUB"), &[("retry_timeout", "300ms")]);
+        let data = chunk(100, "t");
+        let mut codes = vec![out.flush("app", &data)];
+        while codes.last() != Some(&FLB_OK) && codes.len() < 50 {
+            codes.push(out.flush("app", &data));
+        }
+        assert_eq!(codes[0], FLB_RETRY);
+        assert_eq!(codes.last(), Some(&FLB_OK), "{codes:?}");
+        assert_eq!(out.exit(), FLB_OK);
+        return;
+    }
+    let stub = Stub::start(Rules {
+        faults: vec![Fault::Throttle; 30],
+        ..Rules::default()
+    });
+    let log = stderr(&run_child(
+        "faults_::persistent_throttling_hands_over_to_fluent_bits_retries",
+        &[("STUB", &stub.url())],
+    ));
+    assert_exactly_once(&stub, labels(100, "t"));
+    assert!(log.contains("PutLogEvents to group '/g' stream 's-app' failed: ThrottlingException: Rate exceeded; Fluent Bit will retry the chunk"), "{log}");
+}
+
+/// A chunk whose first batch was accepted before the flush failed: when Fluent Bit retries
+/// it, only the rest is sent (no duplicates).
+#[test]
+fn a_retried_chunk_does_not_duplicate_accepted_batches() {
+    if is_child() {
+        // 25,000 events: batches of 10,000, 10,000 and 5,000. No in-flush retries, so the
+        // 503 on the second batch fails the flush at once.
+        let out = init(&var("STUB"), &[("auto_retry_requests", "false")]);
+        let data = chunk(25_000, "p");
+        assert_eq!(out.flush("app", &data), FLB_RETRY);
+        assert_eq!(out.flush("app", &data), FLB_OK);
+        assert_eq!(out.exit(), FLB_OK);
+        return;
+    }
+    let stub = Stub::start(Rules {
+        faults: vec![Fault::None, Fault::ServerError],
+        ..Rules::default()
+    });
+    let log = stderr(&run_child(
+        "faults_::a_retried_chunk_does_not_duplicate_accepted_batches",
+        &[("STUB", &stub.url())],
+    ));
+    assert_exactly_once(&stub, labels(25_000, "p"));
+    let puts = stub
+        .calls()
+        .iter()
+        .filter(|c| c.starts_with("PutLogEvents"))
+        .count();
+    assert_eq!(puts, 4, "batch 1, batch 2 (503), then only batches 2 and 3");
+    assert!(log.contains("1 batch(es) not resent on retry"), "{log}");
+}
+
+/// `workers 4`: 4 threads flush 8 chunks each into 3 streams at once, with throttling and
+/// resets sprinkled in; every event lands exactly once, and no more than
+/// `max_concurrent_requests` calls are in flight.
+#[test]
+fn concurrent_flushes_into_three_streams_with_faults() {
+    if is_child() {
+        let out = init(&var("STUB"), &[("max_concurrent_requests", "2")]);
+        std::thread::scope(|s| {
+            for t in 0..4 {
+                let out = &out;
+                s.spawn(move || {
+                    for c in 0..8 {
+                        let tag = format!("app{}", (t + c) % 3);
+                        assert_eq!(out.flush(&tag, &chunk(200, &format!("w{t} c{c}"))), FLB_OK);
+                    }
+                });
+            }
+        });
+        assert_eq!(out.exit(), FLB_OK);
+        return;
+    }
+    let mut faults = Vec::new();
+    for i in 0..40 {
+        faults.push(match i % 5 {
+            1 => Fault::Throttle,
+            3 => Fault::Slow(Duration::from_millis(50)),
+            4 if i % 10 == 4 => Fault::Reset,
+            _ => Fault::None,
+        });
+    }
+    let stub = Stub::start(Rules {
+        faults,
+        ..Rules::default()
+    });
+    run_child(
+        "faults_::concurrent_flushes_into_three_streams_with_faults",
+        &[("STUB", &stub.url())],
+    );
+    let want = (0..4).flat_map(|t| (0..8).flat_map(move |c| labels(200, &format!("w{t} c{c}"))));
+    assert_exactly_once(&stub, want);
+    let streams: Vec<_> = stub
+        .state
+        .lock()
+        .unwrap()
+        .streams
+        .iter()
+        .map(|(_, s)| s.clone())
+        .collect();
+    assert_eq!(streams, vec!["s-app0", "s-app1", "s-app2"]);
+    assert!(
+        stub.max_inflight() <= 2,
+        "max_concurrent_requests 2, saw {}",
+        stub.max_inflight()
+    );
+}
+
+fn count_dir(path: &str) -> usize {
+    std::fs::read_dir(path).map(|d| d.count()).unwrap_or(0)
+}
+
+/// ExitCtx frees everything: after the last instance exits, the process has the threads it
+/// had before the first Init, and an Init/Exit cycle leaves no file descriptor behind.
+/// (tokio keeps one socket pair for signals per process, made at the first runtime's start;
+/// hence the file descriptors are compared from the second cycle on.)
+#[test]
+fn exit_leaves_no_thread_or_file_descriptor_behind() {
+    if is_child() {
+        let plugin = plugin();
+        let threads = count_dir("/proc/self/task");
+        let mut fds = Vec::new();
+        for cycle in 0..3 {
+            let a = init(&var("STUB"), &[]);
+            let b = init(&var("STUB"), &[("log_stream_prefix", "other-")]);
+            assert_eq!(a.flush("app", &chunk(50, &format!("x{cycle}"))), FLB_OK);
+            assert_eq!(b.flush("app", &chunk(50, &format!("y{cycle}"))), FLB_OK);
+            assert!(
+                count_dir("/proc/self/task") > threads,
+                "the plugin runs threads of its own"
+            );
+            assert_eq!(a.exit(), FLB_OK);
+            assert_eq!(b.exit(), FLB_OK);
+            assert_eq!(count_dir("/proc/self/task"), threads, "threads left behind");
+            fds.push(count_dir("/proc/self/fd"));
+        }
+        plugin.unregister();
+        assert!(
+            fds.windows(2).all(|w| w[0] == w[1]),
+            "file descriptors grow per cycle: {fds:?}"
+        );
+        return;
+    }
+    let stub = Stub::start(Rules::default());
+    run_child(
+        "faults_::exit_leaves_no_thread_or_file_descriptor_behind",
+        &[("STUB", &stub.url())],
+    );
+    let want = (0..3).flat_map(|c| {
+        labels(50, &format!("x{c}"))
+            .into_iter()
+            .chain(labels(50, &format!("y{c}")))
+    });
+    assert_exactly_once(&stub, want);
+}
