@@ -8,6 +8,8 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::template::{Needs, Template};
+
 /// Every option this plugin reads, as users write it in `[OUTPUT]`.
 pub const OPTION_NAMES: &[&str] = &[
     "region",
@@ -26,6 +28,33 @@ pub const OPTION_NAMES: &[&str] = &[
     "auto_retry_requests",
     "retry_timeout",
     "max_concurrent_requests",
+    "default_log_group_name",
+    "default_log_stream_name",
+    "log_group_template",
+    "log_stream_template",
+    "new_log_group_tags",
+    "log_retention_days",
+    "log_group_class",
+    "log_group_kms_key_id",
+    "log_format",
+    "credentials_endpoint",
+    "profile",
+    "role_session_name",
+    "role_duration_seconds",
+    "extra_user_agent",
+    "metric_namespace",
+    "metric_dimensions",
+    "add_entity",
+];
+
+/// Options of Fluent Bit's C plugin this plugin accepts but does not act on (a warning at
+/// Init says so).
+pub const UNSUPPORTED_OPTIONS: &[&str] = &["metric_namespace", "metric_dimensions", "add_entity"];
+
+/// The retention periods CloudWatch accepts, in days.
+pub const RETENTION_DAYS: &[i32] = &[
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
+    3288, 3653,
 ];
 
 /// `retry_timeout` default: how long a flush may keep retrying transient failures.
@@ -37,6 +66,10 @@ const MAX_CONCURRENT_REQUESTS: usize = 256;
 
 /// CloudWatch's limit on group and stream names, in bytes.
 pub const MAX_NAME_BYTES: usize = 512;
+
+/// `default_log_group_name` and `default_log_stream_name` defaults, as in the Go plugin.
+pub const DEFAULT_GROUP: &str = "fluentbit-default";
+pub const DEFAULT_STREAM: &str = "/fluentbit-default";
 
 /// `max_event_size` default: AWS documents 1 MB per event; this leaves room below it.
 pub const DEFAULT_MAX_EVENT_SIZE: usize = 1_000_000;
@@ -70,17 +103,73 @@ impl Oversize {
 /// How the stream of a record is named.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StreamName {
-    /// `log_stream_name`: this name for every record.
-    Fixed(String),
+    /// `log_stream_name`: a name, or a `$(...)` template.
+    Fixed(Template),
     /// `log_stream_prefix`: the prefix followed by the record's tag.
     Prefix(String),
+}
+
+/// `log_group_class`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupClass {
+    Standard,
+    InfrequentAccess,
+}
+
+/// How the plugin creates log groups (`auto_create_group`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GroupOptions {
+    /// `new_log_group_tags`, in the order given.
+    pub tags: Vec<(String, String)>,
+    /// `log_retention_days`: on new groups, and once per process on existing ones.
+    pub retention_days: Option<i32>,
+    pub class: Option<GroupClass>,
+    pub kms_key_id: Option<String>,
+}
+
+/// Where credentials come from, besides the default chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CredentialOptions {
+    /// `profile`: the shared-config profile of the base credentials.
+    pub profile: Option<String>,
+    /// `credentials_endpoint`: an HTTP endpoint giving the base credentials.
+    pub credentials_endpoint: Option<String>,
+    pub role_session_name: Option<String>,
+    /// `role_duration_seconds`.
+    pub role_duration: Duration,
+}
+
+impl Default for CredentialOptions {
+    fn default() -> Self {
+        CredentialOptions {
+            profile: None,
+            credentials_endpoint: None,
+            role_session_name: None,
+            role_duration: Duration::from_secs(3600),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     pub region: String,
-    pub log_group_name: String,
+    /// `log_group_name`: a name, or a `$(...)` template.
+    pub log_group_name: Template,
     pub log_stream: StreamName,
+    /// `log_group_template` / `log_stream_template`: record-accessor templates tried first.
+    pub log_group_template: Option<Template>,
+    pub log_stream_template: Option<Template>,
+    /// Used when a templated name cannot be rendered.
+    pub default_log_group_name: String,
+    pub default_log_stream_name: String,
+    pub group: GroupOptions,
+    pub credentials: CredentialOptions,
+    /// `log_format`: sent as `x-amzn-logs-format` on PutLogEvents (e.g. `json/emf`).
+    pub log_format: Option<String>,
+    /// `extra_user_agent`: appended to the User-Agent.
+    pub extra_user_agent: Option<String>,
+    /// Options set that this plugin accepts but does not act on.
+    pub ignored: Vec<&'static str>,
     pub log_key: Option<String>,
     pub auto_create_group: bool,
     pub auto_create_stream: bool,
@@ -163,8 +252,17 @@ impl Config {
     pub fn new(region: &str, log_group_name: &str, log_stream: StreamName) -> Config {
         Config {
             region: region.to_owned(),
-            log_group_name: log_group_name.to_owned(),
+            log_group_name: log_group_name.into(),
             log_stream,
+            log_group_template: None,
+            log_stream_template: None,
+            default_log_group_name: DEFAULT_GROUP.to_owned(),
+            default_log_stream_name: DEFAULT_STREAM.to_owned(),
+            group: GroupOptions::default(),
+            credentials: CredentialOptions::default(),
+            log_format: None,
+            extra_user_agent: None,
+            ignored: Vec::new(),
             log_key: None,
             auto_create_group: false,
             auto_create_stream: true,
@@ -204,6 +302,19 @@ impl Config {
             Some(g) => group_name(&g)?,
             None => return Err(missing("log_group_name", "the log group to write to")),
         };
+        let record_accessor = |option: &'static str| -> Result<Option<Template>, OptionError> {
+            get(option)
+                .map(|v| {
+                    Template::parse_record_accessor(&v).map_err(|e| {
+                        invalid(
+                            option,
+                            &v,
+                            format!("{e}; expected text with $key, $key['sub'], $TAG or $TAG[n]"),
+                        )
+                    })
+                })
+                .transpose()
+        };
         let log_stream = match (get("log_stream_name"), get("log_stream_prefix")) {
             (Some(_), Some(_)) => {
                 return Err(OptionError {
@@ -212,7 +323,7 @@ impl Config {
                     accepted: "set only one of 'log_stream_name' and 'log_stream_prefix'".into(),
                 });
             }
-            (Some(name), None) => StreamName::Fixed(stream_name("log_stream_name", &name, false)?),
+            (Some(name), None) => StreamName::Fixed(stream_template(&name)?),
             (None, Some(prefix)) => {
                 StreamName::Prefix(stream_name("log_stream_prefix", &prefix, true)?)
             }
@@ -227,6 +338,55 @@ impl Config {
             region,
             log_group_name,
             log_stream,
+            log_group_template: record_accessor("log_group_template")?,
+            log_stream_template: record_accessor("log_stream_template")?,
+            default_log_group_name: match get("default_log_group_name") {
+                Some(v) => group_name_literal("default_log_group_name", &v)?,
+                None => DEFAULT_GROUP.to_owned(),
+            },
+            default_log_stream_name: match get("default_log_stream_name") {
+                Some(v) => stream_name("default_log_stream_name", &v, false)?,
+                None => DEFAULT_STREAM.to_owned(),
+            },
+            group: GroupOptions {
+                tags: get("new_log_group_tags")
+                    .map(|v| tags(&v))
+                    .transpose()?
+                    .unwrap_or_default(),
+                retention_days: get("log_retention_days")
+                    .map(|v| retention_days(&v))
+                    .transpose()?,
+                class: get("log_group_class")
+                    .map(|v| group_class(&v))
+                    .transpose()?,
+                kms_key_id: get("log_group_kms_key_id")
+                    .map(|v| kms_key_id(&v))
+                    .transpose()?,
+            },
+            credentials: CredentialOptions {
+                profile: get("profile"),
+                credentials_endpoint: get("credentials_endpoint")
+                    .map(|v| credentials_endpoint(&v))
+                    .transpose()?,
+                role_session_name: get("role_session_name")
+                    .map(|v| role_session_name(&v))
+                    .transpose()?,
+                role_duration: get("role_duration_seconds")
+                    .map(|v| role_duration(&v))
+                    .transpose()?
+                    .unwrap_or(Duration::from_secs(3600)),
+            },
+            log_format: get("log_format")
+                .map(|v| header_value("log_format", &v))
+                .transpose()?,
+            extra_user_agent: get("extra_user_agent")
+                .map(|v| user_agent(&v))
+                .transpose()?,
+            ignored: UNSUPPORTED_OPTIONS
+                .iter()
+                .copied()
+                .filter(|o| get(o).is_some())
+                .collect(),
             log_key: get("log_key"),
             auto_create_group: boolean("auto_create_group", get("auto_create_group"), false)?,
             auto_create_stream: boolean("auto_create_stream", get("auto_create_stream"), true)?,
@@ -256,6 +416,147 @@ impl Config {
                 .transpose()?
                 .unwrap_or(DEFAULT_MAX_CONCURRENT_REQUESTS),
         })
+    }
+}
+
+/// `k1=v1,k2=v2`, trimmed; empty keys ignored; CloudWatch's limits on tags.
+fn tags(v: &str) -> Result<Vec<(String, String)>, OptionError> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for pair in v.split(',') {
+        let (k, val) = pair.split_once('=').unwrap_or((pair, ""));
+        let (k, val) = (k.trim(), val.trim());
+        if k.is_empty() {
+            continue;
+        }
+        if k.len() > 128 || val.len() > 256 || k.starts_with("aws:") {
+            return Err(invalid(
+                "new_log_group_tags",
+                v,
+                "expected key=value pairs separated by commas; keys of 1 to 128 characters not starting with aws:, values of at most 256",
+            ));
+        }
+        out.retain(|(old, _)| old != k);
+        out.push((k.to_owned(), val.to_owned()));
+    }
+    if out.len() > 50 {
+        return Err(invalid("new_log_group_tags", v, "at most 50 tags"));
+    }
+    Ok(out)
+}
+
+fn retention_days(v: &str) -> Result<i32, OptionError> {
+    match v.trim().parse::<i32>() {
+        Ok(n) if RETENTION_DAYS.contains(&n) => Ok(n),
+        _ => Err(invalid(
+            "log_retention_days",
+            v,
+            format!(
+                "must be one of {}",
+                RETENTION_DAYS
+                    .iter()
+                    .map(i32::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        )),
+    }
+}
+
+fn group_class(v: &str) -> Result<GroupClass, OptionError> {
+    match v.trim().to_ascii_uppercase().as_str() {
+        "STANDARD" => Ok(GroupClass::Standard),
+        "INFREQUENT_ACCESS" => Ok(GroupClass::InfrequentAccess),
+        _ => Err(invalid(
+            "log_group_class",
+            v,
+            "expected STANDARD or INFREQUENT_ACCESS",
+        )),
+    }
+}
+
+fn kms_key_id(v: &str) -> Result<String, OptionError> {
+    if v.starts_with("arn:")
+        && v.contains(":kms:")
+        && v.len() <= 256
+        && !v.contains(char::is_whitespace)
+    {
+        Ok(v.to_owned())
+    } else {
+        Err(invalid(
+            "log_group_kms_key_id",
+            v,
+            "expected a KMS key ARN, e.g. arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+        ))
+    }
+}
+
+/// An `http://` URL (a container-credentials endpoint on the task's own network).
+fn credentials_endpoint(v: &str) -> Result<String, OptionError> {
+    let ok = v.starts_with("http://") && v.len() <= 2048 && !v.contains(char::is_whitespace);
+    if ok {
+        Ok(v.to_owned())
+    } else {
+        Err(invalid(
+            "credentials_endpoint",
+            v,
+            "expected an http:// URL that returns AccessKeyId, SecretAccessKey, Token and Expiration",
+        ))
+    }
+}
+
+/// STS: 2–64 characters of `\w+=,.@-`.
+fn role_session_name(v: &str) -> Result<String, OptionError> {
+    let ok = (2..=64).contains(&v.len())
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_+=,.@-".contains(&b));
+    if ok {
+        Ok(v.to_owned())
+    } else {
+        Err(invalid(
+            "role_session_name",
+            v,
+            "expected 2 to 64 characters of letters, digits and _+=,.@-",
+        ))
+    }
+}
+
+fn role_duration(v: &str) -> Result<Duration, OptionError> {
+    match v.trim().parse::<u64>() {
+        Ok(n) if (900..=43_200).contains(&n) => Ok(Duration::from_secs(n)),
+        _ => Err(invalid(
+            "role_duration_seconds",
+            v,
+            "expected seconds from 900 to 43200 (and no more than the role's maximum session duration)",
+        )),
+    }
+}
+
+/// A value that can go into an HTTP header.
+fn header_value(option: &'static str, v: &str) -> Result<String, OptionError> {
+    if v.len() <= 256 && v.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+        Ok(v.to_owned())
+    } else {
+        Err(invalid(
+            option,
+            v,
+            "expected printable ASCII, at most 256 characters, e.g. json/emf",
+        ))
+    }
+}
+
+/// The AWS SDK's app name rules: 1–50 characters of letters, digits and ``!#$%&'*+-.^_`|~``.
+fn user_agent(v: &str) -> Result<String, OptionError> {
+    let ok = (1..=50).contains(&v.len())
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    if ok {
+        Ok(v.to_owned())
+    } else {
+        Err(invalid(
+            "extra_user_agent",
+            v,
+            "expected 1 to 50 characters of letters, digits and !#$%&'*+-.^_`|~",
+        ))
     }
 }
 
@@ -352,20 +653,17 @@ fn region(option: &'static str, v: &str) -> Result<String, OptionError> {
     }
 }
 
-fn rejects_template(option: &'static str, v: &str) -> Result<(), OptionError> {
-    if v.contains("$(") {
-        return Err(invalid(
-            option,
-            v,
-            "templates ($(...)) are not supported yet; give a literal name",
-        ));
+/// `log_group_name`: a `$(...)` template, or a literal name valid for CloudWatch.
+fn group_name(v: &str) -> Result<Template, OptionError> {
+    let t = Template::parse_go(v).map_err(|e| invalid("log_group_name", v, format!("{e}; templates are $(tag), $(tag[0]) to $(tag[9]), $(ecs_task_id), $(ecs_cluster), $(ecs_task_arn), $(uuid), $(key) or $(key['sub'])")))?;
+    if t.needs() == Needs::Nothing {
+        group_name_literal("log_group_name", v)?;
     }
-    Ok(())
+    Ok(t)
 }
 
 /// CloudWatch: 1–512 characters of `A-Z a-z 0-9 _ . / # -`.
-fn group_name(v: &str) -> Result<String, OptionError> {
-    rejects_template("log_group_name", v)?;
+fn group_name_literal(option: &'static str, v: &str) -> Result<String, OptionError> {
     let ok = v.len() <= MAX_NAME_BYTES
         && v.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"_./#-".contains(&b));
@@ -373,16 +671,24 @@ fn group_name(v: &str) -> Result<String, OptionError> {
         Ok(v.to_owned())
     } else {
         Err(invalid(
-            "log_group_name",
+            option,
             v,
             "expected 1 to 512 characters of A-Z a-z 0-9 _ . / # -",
         ))
     }
 }
 
+/// `log_stream_name`: a `$(...)` template, or a literal name valid for CloudWatch.
+fn stream_template(v: &str) -> Result<Template, OptionError> {
+    let t = Template::parse_go(v).map_err(|e| invalid("log_stream_name", v, format!("{e}; templates are $(tag), $(tag[0]) to $(tag[9]), $(ecs_task_id), $(ecs_cluster), $(ecs_task_arn), $(uuid), $(key) or $(key['sub'])")))?;
+    if t.needs() == Needs::Nothing {
+        stream_name("log_stream_name", v, false)?;
+    }
+    Ok(t)
+}
+
 /// CloudWatch: 1–512 characters, no `:` or `*`. A prefix may be shorter than a name.
 fn stream_name(option: &'static str, v: &str, prefix: bool) -> Result<String, OptionError> {
-    rejects_template(option, v)?;
     let limit = if prefix {
         MAX_NAME_BYTES - 1
     } else {
@@ -592,13 +898,83 @@ mod tests {
             .option,
             "log_stream_name"
         );
+        // Templates: parsed at Init, so a typo fails there with the list of variables.
+        let c = config(&[
+            ("region", "us-east-1"),
+            ("log_group_name", "/ecs/$(ecs_cluster)"),
+            ("log_stream_name", "$(ecs_task_id)"),
+        ])
+        .unwrap();
+        assert!(c.log_group_name.uses_ecs());
         let e = config(&[
             ("region", "us-east-1"),
             ("log_group_name", "g"),
-            ("log_stream_name", "$(ecs_task_id)"),
+            ("log_stream_name", "$(tag[12])"),
         ])
         .unwrap_err();
-        assert!(e.to_string().contains("not supported yet"), "{e}");
+        assert_eq!(e.option, "log_stream_name");
+        assert!(e.to_string().contains("$(ecs_task_id)"), "{e}");
+    }
+
+    #[test]
+    fn options_of_the_go_and_c_plugins() {
+        let c = with(&[
+            ("new_log_group_tags", " team = logs , env=prod,empty=, =x"),
+            ("log_retention_days", "30"),
+            ("log_group_class", "infrequent_access"),
+            (
+                "log_group_kms_key_id",
+                "arn:aws:kms:us-east-1:111122223333:key/abc",
+            ),
+            ("log_format", "json/emf"),
+            ("role_session_name", "my-session"),
+            ("role_duration_seconds", "900"),
+            ("extra_user_agent", "ecs-firelens"),
+            ("credentials_endpoint", "http://169.254.170.2/creds"),
+            ("profile", "logs"),
+            ("log_group_template", "$kubernetes['namespace_name']"),
+            ("metric_namespace", "x"),
+            ("default_log_group_name", "fallback"),
+        ])
+        .unwrap();
+        assert_eq!(
+            c.group.tags,
+            vec![
+                ("team".into(), "logs".into()),
+                ("env".into(), "prod".into()),
+                ("empty".into(), String::new())
+            ]
+        );
+        assert_eq!(c.group.retention_days, Some(30));
+        assert_eq!(c.group.class, Some(GroupClass::InfrequentAccess));
+        assert_eq!(c.credentials.role_duration, Duration::from_secs(900));
+        assert_eq!(c.ignored, vec!["metric_namespace"]);
+        assert_eq!(c.default_log_group_name, "fallback");
+        assert_eq!(c.default_log_stream_name, DEFAULT_STREAM);
+        let bad: &[(&str, &str, &str)] = &[
+            (
+                "log_retention_days",
+                "45",
+                "must be one of 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653",
+            ),
+            (
+                "log_group_class",
+                "COLD",
+                "expected STANDARD or INFREQUENT_ACCESS",
+            ),
+            ("role_duration_seconds", "60", "from 900 to 43200"),
+            ("role_session_name", "a b", "2 to 64 characters"),
+            ("log_group_kms_key_id", "alias/x", "KMS key ARN"),
+            ("credentials_endpoint", "https://x", "http:// URL"),
+            ("extra_user_agent", "has space", "1 to 50 characters"),
+            ("new_log_group_tags", "aws:x=1", "not starting with aws:"),
+            ("log_stream_template", "$TAG[x]", "expected a number"),
+        ];
+        for (option, value, want) in bad {
+            let e = with(&[(option, value)]).unwrap_err();
+            assert_eq!(e.option, *option);
+            assert!(e.to_string().contains(want), "{e}");
+        }
     }
 
     #[test]

@@ -14,7 +14,7 @@
 //!
 //! Must not: decode records, render names, or build credentials (a refresher is given).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::future::Future;
 use std::ops::Range;
@@ -24,10 +24,11 @@ use std::sync::{Mutex, PoisonError, RwLock};
 
 use aws_sdk_cloudwatchlogs::Client;
 use aws_sdk_cloudwatchlogs::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use aws_sdk_cloudwatchlogs::types::InputLogEvent;
+use aws_sdk_cloudwatchlogs::types::{InputLogEvent, LogGroupClass};
 use tokio::sync::Semaphore;
 
 use crate::batch::Event;
+use crate::config::{GroupClass, GroupOptions};
 use crate::retry::{Budget, ErrorKind, jitter};
 
 /// Where events go: a log group and a stream in it.
@@ -145,34 +146,41 @@ pub struct Stats {
     pub refreshes: AtomicU64,
 }
 
+/// What the deliverer may create, and how.
+#[derive(Debug, Clone, Default)]
+pub struct Settings {
+    pub auto_create_group: bool,
+    pub auto_create_stream: bool,
+    pub max_concurrent_requests: usize,
+    /// Tags, retention, class and KMS key of groups the plugin creates.
+    pub group: GroupOptions,
+    /// `x-amzn-logs-format` on PutLogEvents.
+    pub log_format: Option<String>,
+}
+
 /// Sends events for one output instance; remembers which streams exist.
 pub struct Deliverer {
     client: RwLock<Client>,
     refresh: Refresh,
-    auto_create_group: bool,
-    auto_create_stream: bool,
+    settings: Settings,
     /// Streams created (or found to exist) by this instance.
     ready: Mutex<HashSet<Destination>>,
+    /// Groups whose retention this instance has set.
+    retention_set: Mutex<HashSet<String>>,
     /// Calls in flight, at most `max_concurrent_requests`.
     permits: Semaphore,
     pub stats: Stats,
 }
 
 impl Deliverer {
-    pub fn new(
-        client: Client,
-        refresh: Refresh,
-        auto_create_group: bool,
-        auto_create_stream: bool,
-        max_concurrent_requests: usize,
-    ) -> Self {
+    pub fn new(client: Client, refresh: Refresh, settings: Settings) -> Self {
         Deliverer {
             client: RwLock::new(client),
             refresh,
-            auto_create_group,
-            auto_create_stream,
+            permits: Semaphore::new(settings.max_concurrent_requests.max(1)),
+            settings,
             ready: Mutex::new(HashSet::new()),
-            permits: Semaphore::new(max_concurrent_requests.max(1)),
+            retention_set: Mutex::new(HashSet::new()),
             stats: Stats::default(),
         }
     }
@@ -246,9 +254,55 @@ impl Deliverer {
         budget: &Budget,
         destination: &Destination,
     ) -> Result<(), AwsError> {
-        if self.auto_create_stream && !self.is_ready(destination) {
+        if self.settings.auto_create_group {
+            self.apply_retention(budget, destination, false).await?;
+        }
+        if self.settings.auto_create_stream && !self.is_ready(destination) {
             self.create_stream(budget, destination).await?;
         }
+        Ok(())
+    }
+
+    /// PutRetentionPolicy once per group per process (`log_retention_days`). A group that
+    /// does not exist yet gets it when it is created (`created`).
+    async fn apply_retention(
+        &self,
+        budget: &Budget,
+        destination: &Destination,
+        created: bool,
+    ) -> Result<(), AwsError> {
+        let Some(days) = self.settings.group.retention_days else {
+            return Ok(());
+        };
+        let done = |group: &str| {
+            self.retention_set
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .contains(group)
+        };
+        if done(&destination.group) {
+            return Ok(());
+        }
+        let put = async |client: Client| {
+            client
+                .put_retention_policy()
+                .log_group_name(&destination.group)
+                .retention_in_days(days)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|err| AwsError::new("PutRetentionPolicy", destination, &err))
+        };
+        match self.with_retries(budget, put).await {
+            Ok(()) => {}
+            // Not there yet: CreateLogGroup comes, and sets it then.
+            Err(e) if e.kind == ErrorKind::NotFound && !created => return Ok(()),
+            Err(e) => return Err(e),
+        }
+        self.retention_set
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(destination.group.clone());
         Ok(())
     }
 
@@ -279,7 +333,7 @@ impl Deliverer {
             })?;
         let put = async |client: Client| self.put(client, destination, &events, batch.len()).await;
         match self.with_retries(budget, put).await {
-            Err(e) if e.kind == ErrorKind::NotFound && self.auto_create_stream => {
+            Err(e) if e.kind == ErrorKind::NotFound && self.settings.auto_create_stream => {
                 self.set_ready(destination, false);
                 self.create_stream(budget, destination).await?;
                 self.with_retries(budget, put).await
@@ -296,13 +350,25 @@ impl Deliverer {
         events: &[InputLogEvent],
         len: usize,
     ) -> Result<Rejected, AwsError> {
-        let answer = client
+        let request = client
             .put_log_events()
             .log_group_name(&destination.group)
             .log_stream_name(&destination.stream)
-            .set_log_events(Some(events.to_vec()))
-            .send()
-            .await;
+            .set_log_events(Some(events.to_vec()));
+        let answer = match &self.settings.log_format {
+            Some(format) => {
+                let format = format.clone();
+                request
+                    .customize()
+                    .mutate_request(move |req| {
+                        req.headers_mut()
+                            .insert("x-amzn-logs-format", format.clone());
+                    })
+                    .send()
+                    .await
+            }
+            None => request.send().await,
+        };
         match answer {
             Ok(out) => Ok(out
                 .rejected_log_events_info()
@@ -344,7 +410,7 @@ impl Deliverer {
             Err(err) => Err(AwsError::new("CreateLogStream", destination, &err)),
         };
         match self.with_retries(budget, create).await {
-            Err(e) if e.kind == ErrorKind::NotFound && self.auto_create_group => {
+            Err(e) if e.kind == ErrorKind::NotFound && self.settings.auto_create_group => {
                 self.create_group(budget, destination).await?;
                 self.with_retries(budget, create).await?;
             }
@@ -367,9 +433,19 @@ impl Deliverer {
         budget: &Budget,
         destination: &Destination,
     ) -> Result<(), AwsError> {
+        let g = &self.settings.group;
+        let tags: Option<HashMap<String, String>> =
+            (!g.tags.is_empty()).then(|| g.tags.iter().cloned().collect());
+        let class = g.class.map(|c| match c {
+            GroupClass::Standard => LogGroupClass::Standard,
+            GroupClass::InfrequentAccess => LogGroupClass::InfrequentAccess,
+        });
         let create = async |client: Client| match client
             .create_log_group()
             .log_group_name(&destination.group)
+            .set_tags(tags.clone())
+            .set_kms_key_id(g.kms_key_id.clone())
+            .set_log_group_class(class.clone())
             .send()
             .await
         {
@@ -383,7 +459,8 @@ impl Deliverer {
             }
             Err(err) => Err(AwsError::new("CreateLogGroup", destination, &err)),
         };
-        self.with_retries(budget, create).await
+        self.with_retries(budget, create).await?;
+        self.apply_retention(budget, destination, true).await
     }
 }
 

@@ -18,12 +18,12 @@ use tokio::runtime::Handle;
 use crate::batch::{self, EVENT_OVERHEAD, Event, LEGACY_MAX_EVENT_BYTES};
 use crate::config::{Config, StreamName};
 use crate::decode::Skip;
-use crate::deliver::{AwsError, Deliverer, Destination, Refresh, Rejected};
+use crate::deliver::{AwsError, Deliverer, Destination, Refresh, Rejected, Settings};
 use crate::ledger::{BatchKey, Ledger};
 use crate::log::{Logger, Throttle, utc_millis};
-use crate::prepare::{Oversized, Prepared, Report, prepare, recut};
+use crate::prepare::{Oversized, Prepared, Report, prepare_with, recut};
 use crate::retry::{Budget, ErrorKind};
-use crate::{credentials, runtime};
+use crate::{credentials, ecs, runtime};
 
 /// What a flush tells Fluent Bit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,7 +54,16 @@ pub struct Instance {
     ledger: Ledger,
     /// When the last periodic summary was logged, and the problem count it covered.
     summary: Mutex<(Instant, u64)>,
+    /// `$(uuid)`: one random id per instance, fixed at start-up.
+    uuid: String,
+    /// Whether a name template uses `$(ecs_*)`.
+    uses_ecs: bool,
+    /// Template failures already warned about (each distinct one once; bounded).
+    warned_templates: Mutex<HashSet<String>>,
 }
+
+/// Distinct template failures remembered for warning once.
+const MAX_WARNED_TEMPLATES: usize = 1024;
 
 #[derive(Default)]
 struct Counters {
@@ -97,13 +106,35 @@ impl Instance {
         let for_refresh = config.clone();
         let refresh: Refresh = Box::new(move || Box::pin(new_client(for_refresh.clone())));
         log.info(format_args!("{}", describe(&config)));
+        for option in &config.ignored {
+            log.warn(format_args!(
+                "'{option}' is accepted for compatibility with Fluent Bit's cloudwatch_logs plugin but not supported by this plugin: ignored"
+            ));
+        }
+        let uses_ecs = config.log_group_name.uses_ecs()
+            || matches!(&config.log_stream, StreamName::Fixed(t) if t.uses_ecs())
+            || config
+                .log_group_template
+                .as_ref()
+                .is_some_and(|t| t.uses_ecs())
+            || config
+                .log_stream_template
+                .as_ref()
+                .is_some_and(|t| t.uses_ecs());
         Some(Instance {
+            uuid: random_uuid(),
+            uses_ecs,
+            warned_templates: Mutex::new(HashSet::new()),
             deliverer: Deliverer::new(
                 client,
                 refresh,
-                config.auto_create_group,
-                config.auto_create_stream,
-                config.max_concurrent_requests,
+                Settings {
+                    auto_create_group: config.auto_create_group,
+                    auto_create_stream: config.auto_create_stream,
+                    max_concurrent_requests: config.max_concurrent_requests,
+                    group: config.group.clone(),
+                    log_format: config.log_format.clone(),
+                },
             ),
             log,
             config,
@@ -128,7 +159,21 @@ impl Instance {
         if tag == PANIC_TAG {
             panic!("panic requested by the test tag");
         }
-        let mut prepared = prepare(&self.config, &tag, chunk);
+        let ecs = if self.uses_ecs {
+            match ecs::metadata() {
+                Ok(ecs) => ecs,
+                Err(e) => {
+                    self.log.error(format_args!(
+                        "cannot read the ECS task metadata for $(ecs_*) names: {e}; Fluent Bit will retry the chunk"
+                    ));
+                    self.counters.retried_flushes.fetch_add(1, Relaxed);
+                    return Outcome::Retry;
+                }
+            }
+        } else {
+            None
+        };
+        let mut prepared = prepare_with(&self.config, &tag, chunk, ecs.as_deref(), &self.uuid);
         self.report(&tag, &prepared.report);
         let already = self.ledger.take(&tag, chunk);
         let budget = Budget::new(self.config.retry_timeout, self.config.auto_retry_requests);
@@ -149,9 +194,8 @@ impl Instance {
                     ),
                     _ => String::new(),
                 };
-                self.log.error(format_args!(
-                    "{e}{hint}; Fluent Bit will retry the chunk"
-                ));
+                self.log
+                    .error(format_args!("{e}{hint}; Fluent Bit will retry the chunk"));
                 self.counters.retried_flushes.fetch_add(1, Relaxed);
                 done.extend(already);
                 self.ledger.remember(&tag, chunk, done);
@@ -371,6 +415,15 @@ impl Instance {
         skipped += r.oversize.dropped as u64;
         self.counters.skipped.fetch_add(skipped, Relaxed);
         self.report_oversize(tag, &r.oversize, self.config.max_event_size);
+        for failure in &r.template_failures {
+            let mut warned = self
+                .warned_templates
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if warned.len() < MAX_WARNED_TEMPLATES && warned.insert(failure.clone()) {
+                self.log.warn(format_args!("{failure} (tag '{tag}')"));
+            }
+        }
         if let Some((offset, error)) = r.corrupt {
             self.log.error(format_args!(
                 "chunk of tag '{tag}' is not valid MessagePack at byte {offset} ({error}): the rest of the chunk is skipped"
@@ -439,6 +492,33 @@ impl Instance {
         drop(self);
         runtime::release();
     }
+}
+
+/// A version-4 UUID from the system's random source (the clock if that fails).
+fn random_uuid() -> String {
+    use std::io::Read;
+    let mut b = [0u8; 16];
+    if std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut b))
+        .is_err()
+    {
+        let mut x = crate::retry::jitter();
+        for chunk in b.chunks_mut(8) {
+            x ^= crate::retry::jitter().rotate_left(17);
+            chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
+        }
+    }
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
 }
 
 /// A client with credentials resolved afresh (the default chain, and the role on top).

@@ -2,16 +2,22 @@
 //!
 //! Each record is decoded ([`crate::decode`]), its message written into one buffer for the
 //! whole chunk ([`crate::encode`]), held to `max_event_size` by the `oversize_event` policy,
-//! and routed to its stream. Whatever is not turned into an event is counted in a
-//! [`Report`], by reason, for the instance to log.
+//! and routed to its stream by the name templates ([`crate::template`]): names that depend
+//! only on the tag are rendered once per chunk, names from record keys once per record.
+//! Whatever is not turned into an event is counted in a [`Report`], by reason, for the
+//! instance to log.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::batch::Event;
-use crate::config::{Config, MAX_NAME_BYTES, Oversize, StreamName};
+use crate::config::{Config, Oversize, StreamName};
 use crate::decode::{self, Item, Malformed, Skip};
 use crate::deliver::Destination;
 use crate::encode;
+use crate::template::{self, Context, Ecs, Needs, Template};
+
+/// Distinct template failures reported per chunk, at most.
+const MAX_FAILURES: usize = 16;
 
 /// A chunk made ready to send: every message in one buffer, events grouped by stream.
 #[derive(Debug, Default)]
@@ -35,6 +41,9 @@ pub struct Report {
     pub oversize: Oversized,
     /// Where the chunk stopped being MessagePack, and why.
     pub corrupt: Option<(usize, Malformed)>,
+    /// Distinct reasons a name template fell back (e.g. "log_stream_name '$(app)': the
+    /// record has no key $app; using '/fluentbit-default'").
+    pub template_failures: BTreeSet<String>,
 }
 
 /// Counts of messages over the size limit, by outcome.
@@ -70,18 +79,27 @@ enum Fit {
     Dropped,
 }
 
-/// Decodes, encodes and routes every record of `chunk`.
+/// Decodes, encodes and routes every record of `chunk`, without ECS metadata or `$(uuid)`.
 pub fn prepare(config: &Config, tag: &str, chunk: &[u8]) -> Prepared {
+    prepare_with(config, tag, chunk, None, "")
+}
+
+/// Decodes, encodes and routes every record of `chunk`; `ecs` and `uuid` are the values of
+/// `$(ecs_*)` and `$(uuid)`.
+pub fn prepare_with(
+    config: &Config,
+    tag: &str,
+    chunk: &[u8],
+    ecs: Option<&Ecs>,
+    uuid: &str,
+) -> Prepared {
     let mut p = Prepared {
         messages: String::with_capacity(chunk.len() + chunk.len() / 4),
         ..Prepared::default()
     };
-    // Names do not depend on the record yet (templates come later): one stream per chunk.
-    let destination = Destination {
-        group: config.log_group_name.clone(),
-        stream: stream_name(&config.log_stream, tag),
-    };
-    let mut events = Vec::new();
+    let mut router = Router::new(config, tag, ecs, uuid);
+    // Events per destination, in the order destinations first appear.
+    let mut streams: Vec<(Destination, Vec<Event>)> = Vec::new();
     for item in decode::records(chunk) {
         let record = match item {
             Item::Record(r) => r,
@@ -116,20 +134,163 @@ pub fn prepare(config: &Config, tag: &str, chunk: &[u8]) -> Prepared {
             p.report.empty += 1;
             continue;
         }
+        let index = router.route(record.body, &mut streams, &mut p.report);
         let fit = fit(
             &mut p.messages,
             start,
             record.time.as_millis(),
             config.max_event_size,
             config.oversize_event,
-            &mut events,
+            &mut streams[index].1,
         );
         p.report.oversize.add(fit);
     }
-    if !events.is_empty() {
-        p.streams.push((destination, events));
-    }
+    streams.retain(|(_, events)| !events.is_empty());
+    p.streams = streams;
     p
+}
+
+/// Names records' destinations: the templates in order of precedence, with fallbacks.
+struct Router<'a> {
+    config: &'a Config,
+    tag: &'a str,
+    ecs: Option<&'a Ecs>,
+    uuid: &'a str,
+    /// Whether names depend on the record; if not, the one destination of the chunk.
+    per_record: bool,
+    chunk_destination: Option<usize>,
+    group: String,
+    stream: String,
+}
+
+impl<'a> Router<'a> {
+    fn new(config: &'a Config, tag: &'a str, ecs: Option<&'a Ecs>, uuid: &'a str) -> Self {
+        let needs_record = |t: &Template| t.needs() == Needs::Record;
+        let per_record = needs_record(&config.log_group_name)
+            || config.log_group_template.as_ref().is_some_and(needs_record)
+            || config
+                .log_stream_template
+                .as_ref()
+                .is_some_and(needs_record)
+            || matches!(&config.log_stream, StreamName::Fixed(t) if needs_record(t));
+        Router {
+            config,
+            tag,
+            ecs,
+            uuid,
+            per_record,
+            chunk_destination: None,
+            group: String::new(),
+            stream: String::new(),
+        }
+    }
+
+    /// The index in `streams` of the record's destination (added if new).
+    fn route(
+        &mut self,
+        body: &[u8],
+        streams: &mut Vec<(Destination, Vec<Event>)>,
+        report: &mut Report,
+    ) -> usize {
+        if let Some(i) = self.chunk_destination {
+            return i;
+        }
+        let cx = Context {
+            tag: self.tag,
+            body: if self.per_record { body } else { &[] },
+            ecs: self.ecs,
+            uuid: self.uuid,
+        };
+        self.render_group(&cx, report);
+        self.render_stream(&cx, report);
+        let i = match streams
+            .iter()
+            .position(|(d, _)| d.group == self.group && d.stream == self.stream)
+        {
+            Some(i) => i,
+            None => {
+                streams.push((
+                    Destination {
+                        group: self.group.clone(),
+                        stream: self.stream.clone(),
+                    },
+                    Vec::new(),
+                ));
+                streams.len() - 1
+            }
+        };
+        if !self.per_record {
+            self.chunk_destination = Some(i);
+        }
+        i
+    }
+
+    /// `log_group_template`, else `log_group_name`, else `default_log_group_name`.
+    fn render_group(&mut self, cx: &Context<'_>, report: &mut Report) {
+        let c = self.config;
+        let tried = [
+            c.log_group_template
+                .as_ref()
+                .map(|t| ("log_group_template", t)),
+            Some(("log_group_name", &c.log_group_name)),
+        ];
+        for (option, t) in tried.into_iter().flatten() {
+            match t.render(cx, &mut self.group) {
+                Ok(()) => {
+                    template::sanitize_group(&mut self.group);
+                    return;
+                }
+                Err(f) => failed(report, option, t, &f, &c.default_log_group_name),
+            }
+        }
+        self.group.clear();
+        self.group.push_str(&c.default_log_group_name);
+    }
+
+    /// `log_stream_template`, else `log_stream_name` or prefix + tag, else
+    /// `default_log_stream_name`.
+    fn render_stream(&mut self, cx: &Context<'_>, report: &mut Report) {
+        let c = self.config;
+        if let Some(t) = &c.log_stream_template {
+            match t.render(cx, &mut self.stream) {
+                Ok(()) => {
+                    template::sanitize_stream(&mut self.stream);
+                    return;
+                }
+                Err(f) => failed(
+                    report,
+                    "log_stream_template",
+                    t,
+                    &f,
+                    &c.default_log_stream_name,
+                ),
+            }
+        }
+        match &c.log_stream {
+            StreamName::Prefix(prefix) => {
+                self.stream.clear();
+                self.stream.push_str(prefix);
+                self.stream.push_str(self.tag);
+                template::sanitize_stream(&mut self.stream);
+            }
+            StreamName::Fixed(t) => match t.render(cx, &mut self.stream) {
+                Ok(()) => template::sanitize_stream(&mut self.stream),
+                Err(f) => {
+                    failed(report, "log_stream_name", t, &f, &c.default_log_stream_name);
+                    self.stream.clear();
+                    self.stream.push_str(&c.default_log_stream_name);
+                }
+            },
+        }
+    }
+}
+
+fn failed(report: &mut Report, option: &str, t: &Template, f: &template::Failure, default: &str) {
+    if report.template_failures.len() < MAX_FAILURES {
+        report.template_failures.insert(format!(
+            "{option} '{t}': {f}; falling back (last resort '{default}')"
+        ));
+    }
 }
 
 /// Turns the message at `messages[start..]` into events of at most `max` bytes, by `policy`.
@@ -197,27 +358,6 @@ pub fn recut(
         ));
     }
     (out, events, done)
-}
-
-/// `log_stream_name`, or `log_stream_prefix` + tag with `:` and `*` (which CloudWatch
-/// refuses in stream names) replaced by `.`, cut to 512 bytes.
-fn stream_name(stream: &StreamName, tag: &str) -> String {
-    match stream {
-        StreamName::Fixed(name) => name.clone(),
-        StreamName::Prefix(prefix) => {
-            let mut name = prefix.clone();
-            name.extend(
-                tag.chars()
-                    .map(|c| if c == ':' || c == '*' { '.' } else { c }),
-            );
-            let mut end = name.len().min(MAX_NAME_BYTES);
-            while !name.is_char_boundary(end) {
-                end -= 1;
-            }
-            name.truncate(end);
-            name
-        }
-    }
 }
 
 #[cfg(test)]
@@ -358,7 +498,104 @@ mod tests {
 
     #[test]
     fn prefix_streams_are_cut_to_512_bytes() {
-        let name = stream_name(&StreamName::Prefix("p".into()), &"é".repeat(400));
-        assert!(name.len() <= MAX_NAME_BYTES && name.len() >= MAX_NAME_BYTES - 1);
+        let tag = "é".repeat(400);
+        let p = prepare(&config(None), &tag, &record(1, &[0xa1, b'x']));
+        let name = &p.streams[0].0.stream;
+        assert!(name.len() <= 512 && name.len() >= 511);
+    }
+
+    // [[t, {}], {"app": <app>, "log": "m"}]
+    fn app_record(app: &str) -> Vec<u8> {
+        let mut v = vec![
+            0x92, 0x92, 0xd7, 0x00, 0, 0, 0, 1, 0, 0, 0, 0, 0x80, 0x82, 0xa3, b'a', b'p', b'p',
+        ];
+        v.push(0xa0 | app.len() as u8);
+        v.extend_from_slice(app.as_bytes());
+        v.extend_from_slice(&[0xa3, b'l', b'o', b'g', 0xa1, b'm']);
+        v
+    }
+
+    #[test]
+    fn records_of_one_chunk_go_to_their_own_streams() {
+        let mut c = config(Some("log"));
+        c.log_group_name = Template::parse_go("/app/$(app)").unwrap();
+        c.log_stream = StreamName::Fixed(Template::parse_go("$(tag[1])-$(missing)").unwrap());
+        let chunk = [app_record("web"), app_record("db"), app_record("web:1")].concat();
+        let p = prepare(&c, "k.v", &chunk);
+        let names: Vec<(&str, &str, usize)> = p
+            .streams
+            .iter()
+            .map(|(d, e)| (d.group.as_str(), d.stream.as_str(), e.len()))
+            .collect();
+        assert_eq!(
+            names,
+            vec![
+                ("/app/web", "/fluentbit-default", 1),
+                ("/app/db", "/fluentbit-default", 1),
+                ("/app/web.1", "/fluentbit-default", 1)
+            ]
+        );
+        assert_eq!(
+            p.report.template_failures.len(),
+            1,
+            "{:?}",
+            p.report.template_failures
+        );
+        assert!(
+            p.report
+                .template_failures
+                .iter()
+                .next()
+                .unwrap()
+                .contains("no key $missing")
+        );
+    }
+
+    #[test]
+    fn record_accessor_templates_fall_back_to_the_names() {
+        let mut c = config(Some("log"));
+        c.log_group_template = Some(Template::parse_record_accessor("ra-$app").unwrap());
+        c.log_stream_template = Some(Template::parse_record_accessor("$nope").unwrap());
+        c.log_stream = StreamName::Prefix("pre-".into());
+        let p = prepare(&c, "t", &app_record("web"));
+        assert_eq!(
+            p.streams[0].0,
+            Destination {
+                group: "ra-web".into(),
+                stream: "pre-t".into()
+            }
+        );
+        let mut c = config(Some("log"));
+        c.log_group_template = Some(Template::parse_record_accessor("$nope").unwrap());
+        let p = prepare(&c, "t", &app_record("web"));
+        assert_eq!(p.streams[0].0.group, "g", "falls back to log_group_name");
+    }
+
+    #[test]
+    fn ecs_and_uuid_values() {
+        let mut c = config(Some("log"));
+        c.log_group_name = Template::parse_go("/ecs/$(ecs_cluster)").unwrap();
+        c.log_stream = StreamName::Fixed(Template::parse_go("$(ecs_task_id)-$(uuid)").unwrap());
+        let ecs = Ecs {
+            task_arn: "arn:x/task/c/id1".into(),
+            task_id: "id1".into(),
+            cluster: "c".into(),
+        };
+        let p = prepare_with(&c, "t", &app_record("a"), Some(&ecs), "u");
+        assert_eq!(
+            p.streams[0].0,
+            Destination {
+                group: "/ecs/c".into(),
+                stream: "id1-u".into()
+            }
+        );
+        let p = prepare(&c, "t", &app_record("a"));
+        assert_eq!(
+            p.streams[0].0,
+            Destination {
+                group: "fluentbit-default".into(),
+                stream: "/fluentbit-default".into()
+            }
+        );
     }
 }

@@ -119,6 +119,50 @@ impl Account {
         })
     }
 
+    /// Creates a group (as an operator would, before the plugin runs).
+    pub fn create_group(&self, name: &str) {
+        self.runtime
+            .block_on(self.client.create_log_group().log_group_name(name).send())
+            .expect("CreateLogGroup");
+    }
+
+    /// A group's retention in days and KMS key id, as DescribeLogGroups shows them.
+    pub fn group_details(&self, name: &str) -> (Option<i32>, Option<String>) {
+        self.runtime.block_on(async {
+            let out = self
+                .client
+                .describe_log_groups()
+                .log_group_name_prefix(name)
+                .send()
+                .await
+                .expect("DescribeLogGroups");
+            out.log_groups()
+                .iter()
+                .find(|g| g.log_group_name() == Some(name))
+                .map(|g| (g.retention_in_days(), g.kms_key_id().map(String::from)))
+                .unwrap_or_default()
+        })
+    }
+
+    /// A group's tags.
+    #[allow(deprecated)] // ListTagsLogGroup: the call moto answers for tags given at creation.
+    pub fn group_tags(&self, name: &str) -> std::collections::BTreeMap<String, String> {
+        self.runtime.block_on(async {
+            let out = self
+                .client
+                .list_tags_log_group()
+                .log_group_name(name)
+                .send()
+                .await
+                .expect("ListTagsLogGroup");
+            out.tags()
+                .cloned()
+                .unwrap_or_default()
+                .into_iter()
+                .collect()
+        })
+    }
+
     /// Names of the streams of `group`.
     pub fn streams(&self, group: &str) -> Vec<String> {
         self.runtime.block_on(async {

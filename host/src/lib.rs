@@ -6,9 +6,11 @@
 //! - [`moto`]: installs moto into a virtualenv under `target/` (once) and runs it on a free
 //!   loopback port; [`cloud`] reads back what landed there, per account.
 //! - [`msgpack`]: writes chunks the way Fluent Bit encodes them.
-//! - [`stub`]: a CloudWatch Logs stand-in for faults moto cannot produce.
+//! - [`stub`]: a CloudWatch Logs stand-in for faults moto cannot produce; [`fake`]: an ECS
+//!   metadata / credentials endpoint and a recording forward proxy.
 
 pub mod cloud;
+pub mod fake;
 pub mod host;
 pub mod moto;
 pub mod msgpack;

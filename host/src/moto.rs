@@ -71,6 +71,26 @@ impl Moto {
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
+
+    /// The roles assumed through this moto, from its `/moto-api/data.json`: each with
+    /// `arn` (which ends with the session name), `external_id`, `duration`.
+    pub fn assumed_roles(&self) -> Vec<serde_json::Value> {
+        use std::io::{Read, Write};
+        let mut conn =
+            std::net::TcpStream::connect(("127.0.0.1", self.port)).expect("connect moto");
+        let _ = conn.write_all(b"GET /moto-api/data.json HTTP/1.0\r\nHost: localhost\r\n\r\n");
+        let mut raw = String::new();
+        let _ = conn.read_to_string(&mut raw);
+        let body = raw
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b)
+            .unwrap_or_default();
+        let data: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+        data["sts"]["AssumedRole"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
 }
 
 impl Drop for Moto {

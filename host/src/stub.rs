@@ -60,6 +60,8 @@ pub struct State {
     pub streams: BTreeSet<(String, String)>,
     /// Every call, by operation name, in order.
     pub calls: Vec<String>,
+    /// Every answered request: operation, JSON body, headers (names lower-cased).
+    pub requests: Vec<(String, Value, Vec<(String, String)>)>,
     faults: VecDeque<Fault>,
 }
 
@@ -146,6 +148,7 @@ fn serve(
     loop {
         let mut target = String::new();
         let mut length = 0usize;
+        let mut headers = Vec::new();
         let mut line = String::new();
         if reader.read_line(&mut line).unwrap_or(0) == 0 {
             return;
@@ -160,6 +163,7 @@ fn serve(
                 break;
             }
             if let Some((k, v)) = l.split_once(':') {
+                headers.push((k.trim().to_ascii_lowercase(), v.trim().to_owned()));
                 match k.trim().to_ascii_lowercase().as_str() {
                     "content-length" => length = v.trim().parse().unwrap_or(0),
                     "x-amz-target" => target = v.trim().to_owned(),
@@ -197,6 +201,11 @@ fn serve(
             thread::sleep(d);
         }
         let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        state
+            .lock()
+            .expect("state")
+            .requests
+            .push((operation.clone(), request.clone(), headers));
         let (status, answer) = match fault {
             Fault::Throttle => error("ThrottlingException", "Rate exceeded"),
             Fault::ServerError => (

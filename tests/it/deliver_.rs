@@ -246,14 +246,20 @@ fn unreachable_sts_means_retry_with_the_cause() {
         .lines()
         .find(|l| l.contains("[error]"))
         .unwrap_or_default();
-    assert!(error.contains("an error occurred while loading credentials"), "{log}");
+    assert!(
+        error.contains("an error occurred while loading credentials"),
+        "{log}"
+    );
     assert!(
         error.contains("writing as role arn:aws:iam::222222222222:role/firelens-cross-account")
             && error.contains("logs:CreateLogStream")
             && error.ends_with("Fluent Bit will retry the chunk"),
         "the line names the role and the permission: {error}"
     );
-    assert!(log.contains("1 credential refreshes"), "refreshed once: {log}");
+    assert!(
+        log.contains("1 credential refreshes"),
+        "refreshed once: {log}"
+    );
     let (dest, _) = Account::assume(&moto.url(), REGION, ROLE_ARN).expect("assume");
     assert!(dest.groups().is_empty());
     assert!(Account::source(&moto.url(), REGION).groups().is_empty());

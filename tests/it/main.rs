@@ -16,3 +16,5 @@ mod examples_;
 mod faults_;
 /// Every chunk captured from Fluent Bit, decoded and delivered message for message.
 mod fixtures_;
+/// Every option of the Go and C plugins against a real peer (moto, stub, fake ECS, proxy).
+mod options_;

@@ -28,7 +28,8 @@ pub fn var(name: &str) -> String {
 
 /// Runs the test `name` (its path in this binary, e.g. `deliver_::cross_account`) again in
 /// a child process, as Fluent Bit would run: its own process, with exactly the AWS
-/// environment of a task (the source account's keys, no profile, no IMDS) plus `vars`.
+/// environment of a task (the source account's keys, no profile, no IMDS) plus `vars` (an
+/// empty value removes a variable).
 /// Returns the child's output; its stderr holds the plugin's log lines.
 pub fn run_child(name: &str, vars: &[(&str, &str)]) -> Output {
     let exe = std::env::current_exe().expect("test binary");
@@ -49,7 +50,12 @@ pub fn run_child(name: &str, vars: &[(&str, &str)]) -> Output {
             "/nonexistent/aws-credentials",
         );
     for (k, v) in vars {
-        cmd.env(k, v);
+        // An empty value removes the variable (e.g. the task's keys, to test other sources).
+        if v.is_empty() {
+            cmd.env_remove(k);
+        } else {
+            cmd.env(k, v);
+        }
     }
     let out = cmd.output().expect("run child");
     assert!(

@@ -1,0 +1,221 @@
+//! Small HTTP peers on loopback for the options that talk to something other than AWS:
+//! [`JsonServer`] plays the ECS task metadata endpoint and a container-credentials endpoint;
+//! [`Proxy`] is a forward HTTP proxy that records what went through it.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::thread;
+
+/// One HTTP/1.x request as read off a connection: request line, headers, body.
+struct Request {
+    method: String,
+    target: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+fn read_request(reader: &mut impl BufRead) -> Option<Request> {
+    let mut line = String::new();
+    if reader.read_line(&mut line).ok()? == 0 {
+        return None;
+    }
+    let mut parts = line.split_whitespace();
+    let (method, target) = (parts.next()?.to_owned(), parts.next()?.to_owned());
+    let mut headers = Vec::new();
+    loop {
+        let mut h = String::new();
+        if reader.read_line(&mut h).ok()? == 0 {
+            return None;
+        }
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        let (k, v) = h.split_once(':')?;
+        headers.push((k.trim().to_owned(), v.trim().to_owned()));
+    }
+    let length = headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).ok()?;
+    Some(Request {
+        method,
+        target,
+        headers,
+        body,
+    })
+}
+
+/// Answers GETs by path with scripted JSON answers: each path has a queue of (status, body);
+/// the last one repeats. Counts the hits per path.
+pub struct JsonServer {
+    pub port: u16,
+    hits: Arc<Mutex<BTreeMap<String, usize>>>,
+    headers: Arc<Mutex<Vec<(String, String)>>>,
+}
+
+impl JsonServer {
+    pub fn start(routes: Vec<(&str, Vec<(u16, String)>)>) -> JsonServer {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let routes: Arc<Mutex<BTreeMap<String, VecDeque<(u16, String)>>>> = Arc::new(Mutex::new(
+            routes
+                .into_iter()
+                .map(|(p, a)| (p.to_owned(), a.into()))
+                .collect(),
+        ));
+        let hits = Arc::new(Mutex::new(BTreeMap::new()));
+        let headers = Arc::new(Mutex::new(Vec::new()));
+        let (h, hd) = (hits.clone(), headers.clone());
+        thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(conn) = conn else { continue };
+                let (routes, hits, seen_headers) = (routes.clone(), h.clone(), hd.clone());
+                thread::spawn(move || {
+                    let mut reader = BufReader::new(conn.try_clone().expect("clone"));
+                    let mut writer = conn;
+                    while let Some(req) = read_request(&mut reader) {
+                        *hits.lock().unwrap().entry(req.target.clone()).or_default() += 1;
+                        *seen_headers.lock().unwrap() = req.headers.clone();
+                        let (status, body) = {
+                            let mut routes = routes.lock().unwrap();
+                            match routes.get_mut(&req.target) {
+                                Some(q) if q.len() > 1 => q.pop_front().unwrap_or_default(),
+                                Some(q) => q.front().cloned().unwrap_or_default(),
+                                None => (404, "{}".to_owned()),
+                            }
+                        };
+                        let head = format!(
+                            "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                            body.len()
+                        );
+                        let _ = writer
+                            .write_all(head.as_bytes())
+                            .and_then(|_| writer.write_all(body.as_bytes()));
+                        return;
+                    }
+                });
+            }
+        });
+        JsonServer {
+            port,
+            hits,
+            headers,
+        }
+    }
+
+    /// The headers of the last request.
+    pub fn last_headers(&self) -> Vec<(String, String)> {
+        self.headers.lock().unwrap().clone()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    pub fn hits(&self, path: &str) -> usize {
+        self.hits.lock().unwrap().get(path).copied().unwrap_or(0)
+    }
+}
+
+/// A forward HTTP proxy (absolute-form requests, no CONNECT) that relays to the origin and
+/// records each request's method and URL.
+pub struct Proxy {
+    pub port: u16,
+    seen: Arc<Mutex<Vec<String>>>,
+}
+
+impl Proxy {
+    pub fn start() -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let s = seen.clone();
+        thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(conn) = conn else { continue };
+                let seen = s.clone();
+                thread::spawn(move || relay(conn, &seen));
+            }
+        });
+        Proxy { port, seen }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// `METHOD URL` of every request relayed.
+    pub fn seen(&self) -> Vec<String> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+fn relay(conn: TcpStream, seen: &Mutex<Vec<String>>) {
+    let mut reader = BufReader::new(conn.try_clone().expect("clone"));
+    let mut client = conn;
+    while let Some(req) = read_request(&mut reader) {
+        seen.lock()
+            .unwrap()
+            .push(format!("{} {}", req.method, req.target));
+        let Some(rest) = req.target.strip_prefix("http://") else {
+            return;
+        };
+        let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+        let path = if path.is_empty() { "/" } else { path };
+        let Ok(mut origin) = TcpStream::connect(authority) else {
+            return;
+        };
+        let mut out = format!("{} {path} HTTP/1.1\r\n", req.method);
+        for (k, v) in &req.headers {
+            if !k.eq_ignore_ascii_case("proxy-connection") && !k.eq_ignore_ascii_case("connection")
+            {
+                out.push_str(&format!("{k}: {v}\r\n"));
+            }
+        }
+        out.push_str("connection: close\r\n\r\n");
+        if origin
+            .write_all(out.as_bytes())
+            .and_then(|_| origin.write_all(&req.body))
+            .is_err()
+        {
+            return;
+        }
+        // The origin closes after one answer: relay it whole, with keep-alive to the client.
+        let mut answer = Vec::new();
+        if origin.read_to_end(&mut answer).is_err() {
+            return;
+        }
+        let text = String::from_utf8_lossy(&answer);
+        let Some(split) = text.find("\r\n\r\n") else {
+            return;
+        };
+        let (head, body) = (&answer[..split], &answer[split + 4..]);
+        let head = String::from_utf8_lossy(head);
+        let mut lines = head.lines();
+        let mut fixed = format!("{}\r\n", lines.next().unwrap_or("HTTP/1.1 502 Bad Gateway"));
+        for l in lines {
+            let lower = l.to_ascii_lowercase();
+            if !lower.starts_with("connection:")
+                && !lower.starts_with("content-length:")
+                && !lower.starts_with("transfer-encoding:")
+            {
+                fixed.push_str(l);
+                fixed.push_str("\r\n");
+            }
+        }
+        fixed.push_str(&format!("content-length: {}\r\n\r\n", body.len()));
+        if client
+            .write_all(fixed.as_bytes())
+            .and_then(|_| client.write_all(body))
+            .is_err()
+        {
+            return;
+        }
+    }
+}
