@@ -9,11 +9,13 @@
 //! The source account is the task role's (static keys, moto's default account
 //! 123456789012); the destination account is 222222222222, reached by assuming
 //! `arn:aws:iam::222222222222:role/firelens-cross-account`, exactly as the task definition in
-//! `examples/ecs-task-definition.json` says.
+//! `examples/ecs-task-definition.json` says. `$(ecs_task_id)` is read from a stand-in for the
+//! ECS agent's task metadata endpoint on loopback, as a FireLens sidecar reads the real one.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use flb_host::cloud::{Account, SOURCE_ACCESS_KEY, SOURCE_SECRET_KEY};
+use flb_host::fake::JsonServer;
 use flb_host::host::{FLB_OK, plugin};
 use flb_host::moto::Moto;
 use flb_host::msgpack::{Format, Writer, firelens_record};
@@ -25,14 +27,27 @@ const TASK_ID: &str = "0123456789abcdef0123456789abcdef";
 const RECORDS: u32 = 300;
 
 fn main() -> Result<(), String> {
+    // The ECS agent's task metadata endpoint, for $(ecs_task_id).
+    let agent = JsonServer::start(vec![(
+        "/v4/demo/task",
+        vec![(
+            200,
+            format!(
+                r#"{{"Cluster":"arn:aws:ecs:{REGION}:123456789012:cluster/default","TaskARN":"arn:aws:ecs:{REGION}:123456789012:task/default/{TASK_ID}","Family":"httpd"}}"#
+            ),
+        )],
+    )]);
+    let metadata_uri = agent.url("/v4/demo");
     // The task's environment, as the ECS agent would give the FireLens container: the
-    // source account's credentials. Set before any thread exists.
+    // source account's credentials and the metadata endpoint. Set before the plugin starts
+    // any thread (the stand-in's listener thread reads no environment).
     for (k, v) in [
         ("AWS_ACCESS_KEY_ID", SOURCE_ACCESS_KEY),
         ("AWS_SECRET_ACCESS_KEY", SOURCE_SECRET_KEY),
         ("AWS_EC2_METADATA_DISABLED", "true"),
+        ("ECS_CONTAINER_METADATA_URI_V4", metadata_uri.as_str()),
     ] {
-        // SAFETY: single-threaded here; nothing reads the environment concurrently.
+        // SAFETY: the only other thread (the stand-in's listener) never reads the environment.
         unsafe { std::env::set_var(k, v) };
     }
     for k in [
@@ -64,7 +79,7 @@ fn main() -> Result<(), String> {
         ("Name", "cloudwatch"),
         ("region", REGION),
         ("log_group_name", GROUP),
-        ("log_stream_name", TASK_ID),
+        ("log_stream_name", "$(ecs_task_id)"),
         ("auto_create_group", "true"),
         ("role_arn", ROLE_ARN),
         ("endpoint", url.as_str()),
@@ -137,7 +152,12 @@ fn main() -> Result<(), String> {
             }
         }
     }
-    if code != FLB_OK || delivered != RECORDS as usize || !source_groups.is_empty() {
+    let in_task_stream = dest.events(GROUP, TASK_ID).len();
+    if code != FLB_OK
+        || delivered != RECORDS as usize
+        || in_task_stream != RECORDS as usize
+        || !source_groups.is_empty()
+    {
         return Err(format!(
             "expected {RECORDS} events in account 222222222222 and none in the source account; got {delivered}"
         ));
