@@ -23,7 +23,7 @@ use crate::encode;
 enum Part {
     Literal(String),
     Tag,
-    TagPart(usize),
+    TagField(usize),
     EcsTaskId,
     EcsCluster,
     EcsTaskArn,
@@ -73,7 +73,7 @@ pub struct Context<'a> {
 pub enum Failure {
     MissingKey(String),
     NotText(String),
-    MissingTagPart(usize),
+    MissingTagField(usize),
     NoEcsMetadata,
     Empty,
 }
@@ -83,7 +83,7 @@ impl fmt::Display for Failure {
         match self {
             Failure::MissingKey(k) => write!(f, "the record has no key {k}"),
             Failure::NotText(k) => write!(f, "{k} is not a string, number or boolean"),
-            Failure::MissingTagPart(n) => write!(f, "the tag has no part {n}"),
+            Failure::MissingTagField(n) => write!(f, "the tag has no part {n}"),
             Failure::NoEcsMetadata => f.write_str("no ECS task metadata (not running in ECS)"),
             Failure::Empty => f.write_str("the name is empty"),
         }
@@ -153,7 +153,7 @@ impl Template {
             parts.push(if name == "TAG" {
                 match subkeys.as_slice() {
                     [] => Part::Tag,
-                    [n] => Part::TagPart(
+                    [n] => Part::TagField(
                         n.parse()
                             .map_err(|_| format!("$TAG[{n}]: expected a number"))?,
                     ),
@@ -203,11 +203,11 @@ impl Template {
             match part {
                 Part::Literal(s) => out.push_str(s),
                 Part::Tag => out.push_str(cx.tag),
-                Part::TagPart(n) => out.push_str(
+                Part::TagField(n) => out.push_str(
                     cx.tag
                         .split('.')
                         .nth(*n)
-                        .ok_or(Failure::MissingTagPart(*n))?,
+                        .ok_or(Failure::MissingTagField(*n))?,
                 ),
                 Part::EcsTaskId => out.push_str(&cx.ecs.ok_or(Failure::NoEcsMetadata)?.task_id),
                 Part::EcsCluster => out.push_str(&cx.ecs.ok_or(Failure::NoEcsMetadata)?.cluster),
@@ -249,7 +249,7 @@ fn go_variable(v: &str) -> Result<Part, String> {
             if name == "tag" {
                 match subkeys.as_slice() {
                     [n] if n.len() == 1 && n.as_bytes()[0].is_ascii_digit() => {
-                        Part::TagPart(usize::from(n.as_bytes()[0] - b'0'))
+                        Part::TagField(usize::from(n.as_bytes()[0] - b'0'))
                     }
                     _ => return Err(format!("$({v}): expected $(tag[0]) to $(tag[9])")),
                 }
@@ -419,7 +419,7 @@ mod tests {
         );
         assert_eq!(go("$(k8s['m'])"), Err(Failure::NotText("$k8s['m']".into())));
         assert_eq!(go("$(bad)"), Err(Failure::NotText("$bad".into())));
-        assert_eq!(go("$(tag[5])"), Err(Failure::MissingTagPart(5)));
+        assert_eq!(go("$(tag[5])"), Err(Failure::MissingTagField(5)));
         let t = Template::parse_go("$(ecs_task_id)").unwrap();
         assert_eq!(render(&t, false), Err(Failure::NoEcsMetadata));
         assert!(Template::parse_go("$(tag[10])").is_err());

@@ -59,11 +59,14 @@ pub struct JsonServer {
     headers: Arc<Mutex<Vec<(String, String)>>>,
 }
 
+/// Scripted answers per path.
+type Routes = BTreeMap<String, VecDeque<(u16, String)>>;
+
 impl JsonServer {
     pub fn start(routes: Vec<(&str, Vec<(u16, String)>)>) -> JsonServer {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().expect("addr").port();
-        let routes: Arc<Mutex<BTreeMap<String, VecDeque<(u16, String)>>>> = Arc::new(Mutex::new(
+        let routes: Arc<Mutex<Routes>> = Arc::new(Mutex::new(
             routes
                 .into_iter()
                 .map(|(p, a)| (p.to_owned(), a.into()))
@@ -79,7 +82,8 @@ impl JsonServer {
                 thread::spawn(move || {
                     let mut reader = BufReader::new(conn.try_clone().expect("clone"));
                     let mut writer = conn;
-                    while let Some(req) = read_request(&mut reader) {
+                    // One request per connection (`connection: close`).
+                    if let Some(req) = read_request(&mut reader) {
                         *hits.lock().unwrap().entry(req.target.clone()).or_default() += 1;
                         *seen_headers.lock().unwrap() = req.headers.clone();
                         let (status, body) = {
@@ -97,7 +101,6 @@ impl JsonServer {
                         let _ = writer
                             .write_all(head.as_bytes())
                             .and_then(|_| writer.write_all(body.as_bytes()));
-                        return;
                     }
                 });
             }

@@ -51,6 +51,9 @@ pub enum Fault {
     ExpiredToken,
 }
 
+/// A request as the stub saw it: operation, JSON body, headers (names lower-cased).
+pub type Recorded = (String, Value, Vec<(String, String)>);
+
 #[derive(Debug, Default)]
 pub struct State {
     /// Stored events per (group, stream): (timestamp, message).
@@ -61,7 +64,7 @@ pub struct State {
     /// Every call, by operation name, in order.
     pub calls: Vec<String>,
     /// Every answered request: operation, JSON body, headers (names lower-cased).
-    pub requests: Vec<(String, Value, Vec<(String, String)>)>,
+    pub requests: Vec<Recorded>,
     faults: VecDeque<Fault>,
 }
 
