@@ -49,6 +49,8 @@ pub enum Fault {
     DeleteStream,
     /// 400 `ExpiredTokenException`.
     ExpiredToken,
+    /// 400 `InvalidParameterException` for a batch CloudWatch judges malformed.
+    InvalidParameter,
 }
 
 /// A request as the stub saw it: operation, JSON body, headers (names lower-cased).
@@ -214,6 +216,10 @@ fn serve(
             Fault::ServerError => (
                 "503 Service Unavailable",
                 json!({"__type": "ServiceUnavailableException", "message": "The service is unavailable"}),
+            ),
+            Fault::InvalidParameter => error(
+                "InvalidParameterException",
+                "Log events in a single PutLogEvents request must be in chronological order.",
             ),
             Fault::ExpiredToken => error(
                 "ExpiredTokenException",

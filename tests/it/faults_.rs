@@ -278,3 +278,53 @@ fn exit_leaves_no_thread_or_file_descriptor_behind() {
     });
     assert_exactly_once(&stub, want);
 }
+
+/// A batch CloudWatch refuses as malformed (InvalidParameterException) is resent as two
+/// halves once; halves refused again are dropped with an error line and counted, and the
+/// flush never loops on them.
+#[test]
+fn malformed_batches_are_halved_once_then_dropped_with_a_reason() {
+    if is_child() {
+        let out = init(&var("STUB"), &[]);
+        assert_eq!(out.flush("app", &chunk(10, &var("LABEL"))), FLB_OK);
+        assert_eq!(out.exit(), FLB_OK);
+        return;
+    }
+    // Refused once: both halves go through.
+    let stub = Stub::start(Rules {
+        faults: vec![Fault::InvalidParameter],
+        ..Rules::default()
+    });
+    let log = stderr(&run_child(
+        "faults_::malformed_batches_are_halved_once_then_dropped_with_a_reason",
+        &[("STUB", &stub.url()), ("LABEL", "h")],
+    ));
+    assert_exactly_once(&stub, labels(10, "h"));
+    assert!(
+        log.contains("resending the batch of 10 event(s) as two halves"),
+        "{log}"
+    );
+    // Refused every time: the original and both halves, then nothing more.
+    let stub = Stub::start(Rules {
+        faults: vec![Fault::InvalidParameter; 10],
+        ..Rules::default()
+    });
+    let log = stderr(&run_child(
+        "faults_::malformed_batches_are_halved_once_then_dropped_with_a_reason",
+        &[("STUB", &stub.url()), ("LABEL", "d")],
+    ));
+    assert!(stub.all_events().is_empty());
+    let puts = stub
+        .calls()
+        .iter()
+        .filter(|c| c.starts_with("PutLogEvents"))
+        .count();
+    assert_eq!(puts, 3, "the batch and its two halves, no more");
+    let dropped: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("[error]") && l.contains("dropped"))
+        .collect();
+    assert_eq!(dropped.len(), 2, "{log}");
+    assert!(dropped[0].contains("InvalidParameterException: Log events in a single PutLogEvents request must be in chronological order."), "{}", dropped[0]);
+    assert!(log.contains("10 event(s) rejected by CloudWatch"), "{log}");
+}
