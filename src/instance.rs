@@ -79,6 +79,14 @@ struct Counters {
 
 static NEXT_ID: AtomicUsize = AtomicUsize::new(0);
 
+/// What the calls for one stream in one flush share.
+#[derive(Clone, Copy)]
+struct Target<'a> {
+    tag: &'a str,
+    destination: &'a Destination,
+    budget: &'a Budget,
+}
+
 /// What one stream's share of a flush did: the batches CloudWatch accepted, and the error
 /// that stopped it, if any.
 type StreamResult = (HashSet<BatchKey>, Option<AwsError>);
@@ -220,7 +228,12 @@ impl Instance {
             .streams
             .iter_mut()
             .map(|(destination, events)| {
-                self.send_stream(tag, destination, messages, events, budget, already)
+                let target = Target {
+                    tag,
+                    destination,
+                    budget,
+                };
+                self.send_stream(target, messages, events, already)
             })
             .collect();
         let mut done = HashSet::new();
@@ -235,15 +248,18 @@ impl Instance {
     /// One stream: batches in time order; stops at the first batch that fails.
     async fn send_stream(
         &self,
-        tag: &str,
-        destination: &Destination,
+        target: Target<'_>,
         messages: &str,
         events: &mut [Event],
-        budget: &Budget,
         already: &HashSet<BatchKey>,
     ) -> StreamResult {
+        let destination = target.destination;
         let mut done = HashSet::new();
-        if let Err(e) = self.deliverer.ensure_stream(budget, destination).await {
+        if let Err(e) = self
+            .deliverer
+            .ensure_stream(target.budget, destination)
+            .await
+        {
             return (done, Some(e));
         }
         for (number, range) in batch::plan(events).into_iter().enumerate() {
@@ -260,10 +276,7 @@ impl Instance {
                 continue;
             }
             let batch = &events[range];
-            if let Err(e) = self
-                .send_batch(tag, destination, messages, batch, budget, true)
-                .await
-            {
+            if let Err(e) = self.send_batch(target, messages, batch, true).await {
                 return (done, Some(e));
             }
             done.insert(key);
@@ -277,25 +290,27 @@ impl Instance {
     /// unchanged could never succeed).
     async fn send_batch(
         &self,
-        tag: &str,
-        destination: &Destination,
+        target: Target<'_>,
         messages: &str,
         batch: &[Event],
-        budget: &Budget,
         may_halve: bool,
     ) -> Result<(), AwsError> {
+        let Target {
+            tag,
+            destination,
+            budget,
+        } = target;
         match self
             .deliverer
             .put_batch(budget, destination, messages, batch)
             .await
         {
             Ok(rejected) => {
-                self.accepted(tag, destination, batch, &rejected);
+                self.accepted(target, batch, &rejected);
                 Ok(())
             }
             Err(e) if e.is_event_too_large() => {
-                self.resend_smaller(tag, destination, messages, batch, budget, &e)
-                    .await
+                self.resend_smaller(target, messages, batch, &e).await
             }
             Err(e) if e.code.as_deref() == Some("InvalidParameterException") => {
                 if may_halve && batch.len() > 1 {
@@ -304,8 +319,8 @@ impl Instance {
                         batch.len()
                     ));
                     let (a, b) = batch.split_at(batch.len() / 2);
-                    Box::pin(self.send_batch(tag, destination, messages, a, budget, false)).await?;
-                    Box::pin(self.send_batch(tag, destination, messages, b, budget, false)).await
+                    Box::pin(self.send_batch(target, messages, a, false)).await?;
+                    Box::pin(self.send_batch(target, messages, b, false)).await
                 } else {
                     self.counters
                         .rejected
@@ -327,13 +342,16 @@ impl Instance {
     /// policy and send them once more.
     async fn resend_smaller(
         &self,
-        tag: &str,
-        destination: &Destination,
+        target: Target<'_>,
         messages: &str,
         batch: &[Event],
-        budget: &Budget,
         refusal: &AwsError,
     ) -> Result<(), AwsError> {
+        let Target {
+            tag,
+            destination,
+            budget,
+        } = target;
         let max = LEGACY_MAX_EVENT_BYTES - EVENT_OVERHEAD;
         self.log.warn(format_args!(
             "{refusal}; resending the batch with messages cut to {max} bytes (oversize_event {}): set max_event_size {max} to avoid this",
@@ -347,13 +365,16 @@ impl Instance {
                 .deliverer
                 .put_batch(budget, destination, &smaller, part)
                 .await?;
-            self.accepted(tag, destination, part, &rejected);
+            self.accepted(target, part, &rejected);
         }
         Ok(())
     }
 
     /// Counts an accepted batch, and logs the events CloudWatch rejected from it.
-    fn accepted(&self, tag: &str, destination: &Destination, batch: &[Event], rejected: &Rejected) {
+    fn accepted(&self, target: Target<'_>, batch: &[Event], rejected: &Rejected) {
+        let Target {
+            tag, destination, ..
+        } = target;
         let c = &self.counters;
         let delivered = batch.len() - rejected.count();
         let bytes: usize = batch.iter().map(|e| e.message.len()).sum();
