@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Mutex, PoisonError, RwLock};
 
 use aws_sdk_cloudwatchlogs::Client;
-use aws_sdk_cloudwatchlogs::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_cloudwatchlogs::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_cloudwatchlogs::types::{InputLogEvent, LogGroupClass};
 use tokio::sync::Semaphore;
 
@@ -71,7 +71,7 @@ impl AwsError {
     fn new<E, R>(operation: &'static str, destination: &Destination, err: &SdkError<E, R>) -> Self
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
-        R: fmt::Debug + HasStatus,
+        R: fmt::Debug + HasStatus + 'static,
     {
         let status = err.raw_response().map(HasStatus::status);
         let (code, message) = match err.code() {
@@ -79,9 +79,9 @@ impl AwsError {
                 Some(code.to_owned()),
                 err.message().unwrap_or("(no message)").to_owned(),
             ),
-            // Not an answer from the service (credentials, connection, timeout): the full
-            // chain says which.
-            None => (None, DisplayErrorContext(err).to_string()),
+            // Not an answer from the service (credentials, connection, timeout): the chain
+            // of causes says which.
+            None => (None, causes(err)),
         };
         let kind = match err {
             SdkError::TimeoutError(_) | SdkError::ResponseError(_) => ErrorKind::Transient,
@@ -106,6 +106,22 @@ impl AwsError {
     pub fn is_event_too_large(&self) -> bool {
         self.kind == ErrorKind::TooLarge
     }
+}
+
+/// An error and its sources as one line, `a: b: c`, each cause once (the SDK's own
+/// rendering appends a debug dump of the whole error, too long and too raw for a log line).
+fn causes(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !text.is_empty() && !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+        source = cause.source();
+    }
+    line
 }
 
 /// The HTTP status of a raw response, for classification.

@@ -191,15 +191,28 @@ impl Instance {
         let outcome = match error {
             None => Outcome::Ok,
             Some(e) => {
-                let hint = match (&e.kind, &self.config.role_arn) {
-                    (ErrorKind::Credentials, Some(role)) => format!(
+                let hint = match (&e.kind, &e.code, &self.config.role_arn) {
+                    // AWS answered: a permission is missing, or the credentials are refused.
+                    (ErrorKind::Credentials, Some(_), Some(role)) => format!(
                         " (writing as role {role}: its trust policy must let this task's role assume it, and its policy must allow logs:{} on the group)",
                         e.operation
                     ),
-                    (ErrorKind::Credentials, None) => format!(
+                    (ErrorKind::Credentials, Some(_), None) => format!(
                         " (the task's credentials must allow logs:{} on the group)",
                         e.operation
                     ),
+                    // No answer: the credentials could not be obtained at all.
+                    (ErrorKind::Credentials, None, Some(role)) => format!(
+                        " (no credentials for role {role}: check that STS{} can be reached and that this task's role may call sts:AssumeRole on it)",
+                        self.config
+                            .sts_endpoint
+                            .as_deref()
+                            .map(|u| format!(" at {u}"))
+                            .unwrap_or_default()
+                    ),
+                    (ErrorKind::Credentials, None, None) => {
+                        " (no credentials: check the task role, or the environment, profile or credentials_endpoint)".to_owned()
+                    }
                     _ => String::new(),
                 };
                 self.log

@@ -51,6 +51,8 @@ pub enum Fault {
     ExpiredToken,
     /// 400 `InvalidParameterException` for a batch CloudWatch judges malformed.
     InvalidParameter,
+    /// 400 `AccessDeniedException`: the credentials lack `logs:PutLogEvents`.
+    AccessDenied,
 }
 
 /// A request as the stub saw it: operation, JSON body, headers (names lower-cased).
@@ -216,6 +218,10 @@ fn serve(
             Fault::ServerError => (
                 "503 Service Unavailable",
                 json!({"__type": "ServiceUnavailableException", "message": "The service is unavailable"}),
+            ),
+            Fault::AccessDenied => error(
+                "AccessDeniedException",
+                "User: arn:aws:sts::123456789012:assumed-role/task/x is not authorized to perform: logs:PutLogEvents",
             ),
             Fault::InvalidParameter => error(
                 "InvalidParameterException",

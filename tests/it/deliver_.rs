@@ -251,10 +251,13 @@ fn unreachable_sts_means_retry_with_the_cause() {
         "{log}"
     );
     assert!(
-        error.contains("writing as role arn:aws:iam::222222222222:role/firelens-cross-account")
-            && error.contains("logs:CreateLogStream")
+        error.contains("no credentials for role arn:aws:iam::222222222222:role/firelens-cross-account: check that STS at http://127.0.0.1:9 can be reached")
             && error.ends_with("Fluent Bit will retry the chunk"),
-        "the line names the role and the permission: {error}"
+        "the line names the role and what to check: {error}"
+    );
+    assert!(
+        !error.contains("DispatchFailure {"),
+        "causes, not a debug dump: {error}"
     );
     assert!(
         log.contains("1 credential refreshes"),

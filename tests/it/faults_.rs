@@ -328,3 +328,39 @@ fn malformed_batches_are_halved_once_then_dropped_with_a_reason() {
     assert!(dropped[0].contains("InvalidParameterException: Log events in a single PutLogEvents request must be in chronological order."), "{}", dropped[0]);
     assert!(log.contains("10 event(s) rejected by CloudWatch"), "{log}");
 }
+
+/// Access denied: the credentials are refreshed once and the call tried again; then the
+/// flush answers FLB_RETRY with AWS's words and the permission the call needs.
+#[test]
+fn access_denied_is_retried_once_with_fresh_credentials_then_explained() {
+    if is_child() {
+        let out = init(&var("STUB"), &[]);
+        assert_eq!(out.flush("app", &chunk(5, "a")), FLB_RETRY);
+        assert_eq!(
+            out.flush("app", &chunk(5, "a")),
+            FLB_OK,
+            "permission granted meanwhile"
+        );
+        assert_eq!(out.exit(), FLB_OK);
+        return;
+    }
+    let stub = Stub::start(Rules {
+        faults: vec![Fault::AccessDenied, Fault::AccessDenied],
+        ..Rules::default()
+    });
+    let log = stderr(&run_child(
+        "faults_::access_denied_is_retried_once_with_fresh_credentials_then_explained",
+        &[("STUB", &stub.url())],
+    ));
+    let error = log
+        .lines()
+        .find(|l| l.contains("[error]"))
+        .unwrap_or_default();
+    assert!(
+        error.contains("AccessDeniedException: User: arn:aws:sts::123456789012:assumed-role/task/x is not authorized to perform: logs:PutLogEvents")
+            && error.contains("(the task's credentials must allow logs:PutLogEvents on the group)"),
+        "{log}"
+    );
+    assert!(log.contains("1 credential refreshes"), "{log}");
+    assert_exactly_once(&stub, labels(5, "a"));
+}

@@ -9,7 +9,7 @@ mod abi_;
 mod deliver_;
 /// CloudWatch's rules for events: sizes, oversize policies, rejections, rate-limited warnings.
 mod events_;
-/// The example files parse.
+/// The example files parse and agree with each other and with the option parser.
 mod examples_;
 /// Faults moto cannot make (throttling, 5xx, resets, deleted streams, expired tokens),
 /// chunk retries without duplicates, concurrency, clean exit.
