@@ -387,7 +387,7 @@ impl Config {
                 .copied()
                 .filter(|o| get(o).is_some())
                 .collect(),
-            log_key: get("log_key"),
+            log_key: get("log_key").map(|v| log_key(&v)).transpose()?,
             auto_create_group: boolean("auto_create_group", get("auto_create_group"), false)?,
             auto_create_stream: boolean("auto_create_stream", get("auto_create_stream"), true)?,
             role_arn: get("role_arn").map(|v| role_arn(&v)).transpose()?,
@@ -638,10 +638,15 @@ fn boolean(
 }
 
 fn region(option: &'static str, v: &str) -> Result<String, OptionError> {
+    // Parts of lowercase letters and digits joined by single hyphens: us-east-1, cn-north-1.
     let ok = (2..=32).contains(&v.len())
         && v.starts_with(|c: char| c.is_ascii_lowercase())
-        && v.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        && v.split('-').all(|part| {
+            !part.is_empty()
+                && part
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        });
     if ok {
         Ok(v.to_owned())
     } else {
@@ -649,6 +654,21 @@ fn region(option: &'static str, v: &str) -> Result<String, OptionError> {
             option,
             v,
             "expected an AWS region code of lowercase letters, digits and '-', e.g. ap-northeast-1",
+        ))
+    }
+}
+
+/// A record key name: long enough for any real key, short enough for a log line.
+const MAX_KEY_BYTES: usize = 1024;
+
+fn log_key(v: &str) -> Result<String, OptionError> {
+    if v.len() <= MAX_KEY_BYTES {
+        Ok(v.to_owned())
+    } else {
+        Err(invalid(
+            "log_key",
+            v,
+            format!("expected a key name of at most {MAX_KEY_BYTES} bytes"),
         ))
     }
 }
@@ -760,27 +780,52 @@ fn external_id(v: &str) -> Result<String, OptionError> {
 /// it), which means https.
 fn endpoint(option: &'static str, v: &str) -> Result<String, OptionError> {
     let accepted = "expected a URL such as https://logs.us-east-1.amazonaws.com or http://127.0.0.1:5000, or a host name";
-    let (scheme, rest) = match v.split_once("://") {
+    let bad = || invalid(option, v, accepted);
+    let (scheme, rest, bare) = match v.split_once("://") {
         Some((s, rest)) if s.eq_ignore_ascii_case("http") || s.eq_ignore_ascii_case("https") => {
-            (s.to_ascii_lowercase(), rest)
+            (s.to_ascii_lowercase(), rest, false)
         }
-        Some(_) => return Err(invalid(option, v, accepted)),
-        None => ("https".to_owned(), v),
+        Some(_) => return Err(bad()),
+        None => ("https".to_owned(), v, true),
     };
-    let host_port = rest.split('/').next().unwrap_or("");
-    let (host, port) = match host_port.rsplit_once(':') {
-        Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => (h, Some(p)),
-        _ => (host_port, None),
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    // A bare value is a host name (as the C plugin takes it), never a path.
+    if bare && !path.is_empty() {
+        return Err(bad());
+    }
+    // `[v6]`, `[v6]:port`, `host` or `host:port`.
+    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
+        let (inside, after) = v6.split_once(']').ok_or_else(bad)?;
+        let port = match after {
+            "" => None,
+            p => Some(p.strip_prefix(':').ok_or_else(bad)?),
+        };
+        if inside.is_empty()
+            || !inside
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.')
+        {
+            return Err(bad());
+        }
+        (inside, port)
+    } else {
+        match authority.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (authority, None),
+        }
     };
     let host_ok = !host.is_empty()
         && host
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-._[]:".contains(&b));
+            .all(|b| b.is_ascii_alphanumeric() || b"-._:".contains(&b))
+        && (authority.starts_with('[') || !host.contains(':'))
+        && !host.starts_with(['-', '.'])
+        && !host.ends_with('-');
     let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok_and(|n| n > 0));
     if host_ok && port_ok && !rest.contains(char::is_whitespace) && v.len() <= 2048 {
         Ok(format!("{scheme}://{rest}"))
     } else {
-        Err(invalid(option, v, accepted))
+        Err(bad())
     }
 }
 
@@ -997,7 +1042,30 @@ mod tests {
         .unwrap();
         assert_eq!(c.endpoint.as_deref(), Some("https://logs.example.com:4443"));
         assert_eq!(c.sts_endpoint.as_deref(), Some("http://127.0.0.1:5000"));
-        for bad in ["ftp://x", "http://", "http://h:99999", "a b"] {
+        let c = with(&[("endpoint", "http://[::1]:4566/path")]).unwrap();
+        assert_eq!(c.endpoint.as_deref(), Some("http://[::1]:4566/path"));
+        for bad in ["ap-northeast-", "us--east-1", "-us"] {
+            assert_eq!(
+                with(&[("region", bad)]).unwrap_err().option,
+                "region",
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            with(&[("log_key", &"k".repeat(2000))]).unwrap_err().option,
+            "log_key"
+        );
+        for bad in [
+            "ftp://x",
+            "http://",
+            "http://h:99999",
+            "a b",
+            "http://[",
+            "http://[::1",
+            "http//127.0.0.1:9",
+            "https://]",
+            "http://a:b:c",
+        ] {
             assert_eq!(
                 with(&[("endpoint", bad)]).unwrap_err().option,
                 "endpoint",
