@@ -1051,10 +1051,10 @@ mod tests {
                 "{bad}"
             );
         }
-        assert_eq!(
-            with(&[("log_key", &"k".repeat(2000))]).unwrap_err().option,
-            "log_key"
-        );
+        let long = "k".repeat(2000);
+        let mut all: Vec<(&str, &str)> = BASE.to_vec();
+        all.push(("log_key", &long));
+        assert_eq!(config(&all).unwrap_err().option, "log_key");
         for bad in [
             "ftp://x",
             "http://",
