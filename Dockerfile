@@ -40,6 +40,7 @@ COPY --from=toolchain /usr/local/cargo /usr/local/cargo
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src src
+COPY benches benches
 COPY host host
 COPY check check
 RUN cargo build --release --locked -p flb-out-cloudwatch -p flb-cloudwatch-check \

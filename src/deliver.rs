@@ -24,10 +24,11 @@ use std::sync::{Mutex, PoisonError, RwLock};
 
 use aws_sdk_cloudwatchlogs::Client;
 use aws_sdk_cloudwatchlogs::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_cloudwatchlogs::types::{InputLogEvent, LogGroupClass};
+use aws_sdk_cloudwatchlogs::types::LogGroupClass;
 use tokio::sync::Semaphore;
 
 use crate::batch::Event;
+use crate::body;
 use crate::config::{GroupClass, GroupOptions};
 use crate::retry::{Budget, ErrorKind, jitter};
 
@@ -331,23 +332,13 @@ impl Deliverer {
         messages: &str,
         batch: &[Event],
     ) -> Result<Rejected, AwsError> {
-        let events = batch
-            .iter()
-            .map(|e| {
-                InputLogEvent::builder()
-                    .timestamp(e.timestamp_ms)
-                    .message(&messages[e.message.clone()])
-                    .build()
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| AwsError {
-                operation: "PutLogEvents",
-                destination: destination.clone(),
-                kind: ErrorKind::Other,
-                code: None,
-                message: format!("could not build the request: {e}"),
-            })?;
-        let put = async |client: Client| self.put(client, destination, &events, batch.len()).await;
+        // Each attempt writes its body (retries are rare): every message escaped once,
+        // straight into the bytes the SDK signs and sends; nothing per event.
+        let put = async |client: Client| {
+            let mut body = Vec::with_capacity(body::capacity(destination, batch));
+            body::write(&mut body, destination, messages, batch);
+            self.put(client, destination, body, batch.len()).await
+        };
         match self.with_retries(budget, put).await {
             Err(e) if e.kind == ErrorKind::NotFound && self.settings.auto_create_stream => {
                 self.set_ready(destination, false);
@@ -363,28 +354,18 @@ impl Deliverer {
         &self,
         client: Client,
         destination: &Destination,
-        events: &[InputLogEvent],
+        body: Vec<u8>,
         len: usize,
     ) -> Result<Rejected, AwsError> {
-        let request = client
-            .put_log_events()
-            .log_group_name(&destination.group)
-            .log_stream_name(&destination.stream)
-            .set_log_events(Some(events.to_vec()));
-        let answer = match &self.settings.log_format {
-            Some(format) => {
-                let format = format.clone();
-                request
-                    .customize()
-                    .mutate_request(move |req| {
-                        req.headers_mut()
-                            .insert("x-amzn-logs-format", format.clone());
-                    })
-                    .send()
-                    .await
-            }
-            None => request.send().await,
-        };
+        let mut request = body::put_log_events(&client, destination, body);
+        if let Some(format) = &self.settings.log_format {
+            let format = format.clone();
+            request = request.mutate_request(move |req| {
+                req.headers_mut()
+                    .insert("x-amzn-logs-format", format.clone());
+            });
+        }
+        let answer = request.send().await;
         match answer {
             Ok(out) => Ok(out
                 .rejected_log_events_info()

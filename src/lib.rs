@@ -26,6 +26,7 @@
 #[allow(unsafe_code)] // The C boundary: the one place with raw pointers.
 pub mod abi;
 pub mod batch;
+pub mod body;
 pub mod config;
 pub mod credentials;
 pub mod decode;
