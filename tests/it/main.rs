@@ -16,5 +16,7 @@ mod examples_;
 mod faults_;
 /// Every chunk captured from Fluent Bit, decoded and delivered message for message.
 mod fixtures_;
+/// Hostile chunks, records, tags and options: nothing crashes, every valid record is kept.
+mod hostile_;
 /// Every option of the Go and C plugins against a real peer (moto, stub, fake ECS, proxy).
 mod options_;
