@@ -17,7 +17,7 @@
 //! 8. [`credentials`]: the default AWS credential chain, and the assumed role on top.
 //! 9. [`runtime`] (the shared async runtime) and [`log`] (Fluent Bit–style log lines).
 //!
-//! Invariants: no `unsafe` outside [`abi`]; no panic crosses the C boundary; no record is
+//! Invariants: `unsafe_code` is denied everywhere but [`abi`]; no panic crosses the C boundary; no record is
 //! dropped without a counted, logged reason; nothing deep or big runs on Fluent Bit's stack.
 
 #![deny(unsafe_code)]
