@@ -17,8 +17,9 @@
 //! 8. [`credentials`]: the default AWS credential chain, and the assumed role on top.
 //! 9. [`runtime`] (the shared async runtime) and [`log`] (Fluent Bit–style log lines).
 //!
-//! Invariants: `unsafe_code` is denied everywhere but [`abi`]; no panic crosses the C boundary; no record is
-//! dropped without a counted, logged reason; nothing deep or big runs on Fluent Bit's stack.
+//! Invariants: `unsafe_code` is denied everywhere but [`abi`]; no panic crosses the C
+//! boundary; no record is dropped without a counted, logged reason; nothing deep or big runs
+//! on Fluent Bit's stack.
 
 #![deny(unsafe_code)]
 #![warn(unreachable_pub, unused_must_use)]
