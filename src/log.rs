@@ -83,7 +83,7 @@ impl Logger {
             timestamp(SystemTime::now()),
             level.label(),
             self.instance,
-            message
+            one_line(&message.to_string())
         );
         // One write per line, so lines of concurrent flushes do not interleave.
         let _ = std::io::stderr().lock().write_all(line.as_bytes());
@@ -101,6 +101,26 @@ impl Logger {
     pub fn debug(&self, message: fmt::Arguments<'_>) {
         self.log(Level::Debug, message)
     }
+}
+
+/// The message with line breaks and other control characters escaped (`\n`, `\u{1b}`):
+/// messages carry tags and names that come from the data (a forward-protocol client picks its
+/// tags), and none of them may start a log line of its own. Tabs stay.
+fn one_line(message: &str) -> std::borrow::Cow<'_, str> {
+    if !message.contains(|c: char| c.is_control() && c != '\t') {
+        return message.into();
+    }
+    let mut out = String::with_capacity(message.len() + 8);
+    for c in message.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push('\t'),
+            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out.into()
 }
 
 /// Lets a kind of warning through at most once per interval, counting what it held back, so
@@ -193,6 +213,15 @@ mod tests {
         assert_eq!(timestamp(t), "2026/11/24 20:24:04");
         assert_eq!(timestamp(UNIX_EPOCH), "1970/01/01 00:00:00");
         assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+    }
+
+    #[test]
+    fn a_message_is_always_one_line() {
+        assert_eq!(one_line("plain\ttab é"), "plain\ttab é");
+        assert_eq!(
+            one_line("app\n[1999/01/01] [error] forged\r\u{1b}[31m"),
+            "app\\n[1999/01/01] [error] forged\\r\\u{1b}[31m"
+        );
     }
 
     #[test]

@@ -565,6 +565,25 @@ fn empty_and_10_kb_tags() {
     }
 }
 
+/// A line break in a tag (a forward-protocol client chooses its tags) cannot start a log
+/// line of its own: the logger escapes control characters in every message.
+#[test]
+fn a_tag_cannot_forge_log_lines() {
+    let tag = "app\n[1999/01/01 00:00:00] [error] [output:cloudwatch:cloudwatch.0] forged";
+    let mut w = Writer::new();
+    w.event(Format::V2, NOW, 0).raw(&[0xc0]); // skipped, so logged with its tag
+    if is_child() {
+        flushed("", &[(tag, &w.buf, FLB_OK)]);
+        return;
+    }
+    let log = stderr(&run_child("hostile_::a_tag_cannot_forge_log_lines", &[]));
+    assert!(
+        log.contains("app\\n[1999/01/01 00:00:00] [error]"),
+        "the tag is logged, escaped:\n{log}"
+    );
+    assert!(!log.lines().any(|l| l.starts_with("[1999/")), "{log}");
+}
+
 /// Tags and keys that are not UTF-8 become U+FFFD in stream names, messages and log lines;
 /// the rest of them is kept. (The test host passes tags as `&str`, so the tag goes through
 /// `Instance::flush`, which the C export calls with the tag's raw bytes.)
