@@ -23,8 +23,10 @@ case "${1:-}" in
   *) args=("$@") ;;
 esac
 
-bin=$(cargo test --test it --no-run 2>&1 | tee /dev/stderr |
-  sed -n 's/^ *Executable tests\/it\/main.rs (\(.*\))$/\1/p' | tail -1)
+# (Printed with >&2, not `tee /dev/stderr`: reopening stderr truncates it when it is a file.)
+built=$(cargo test --test it --no-run 2>&1) || { echo "$built" >&2; exit 1; }
+echo "$built" >&2
+bin=$(echo "$built" | sed -n 's/^ *Executable tests\/it\/main.rs (\(.*\))$/\1/p' | tail -1)
 [ -x "$bin" ] || { echo "test binary not found"; exit 1; }
 
 # --trace-children: run_child re-executes the test binary; those runs are checked too.
