@@ -231,26 +231,14 @@ fn one_run(
 /// Exactly a task's AWS environment: static keys, no profile files, no IMDS; no proxy; the
 /// bench's certificate as the only trusted root; the library to load.
 fn clean_aws_environment(cmd: &mut Command, cert: &Path, library: &Path) {
+    flb_host::cloud::task_environment(cmd);
     for (k, _) in std::env::vars_os() {
-        let k = k.to_string_lossy().into_owned();
-        let upper = k.to_ascii_uppercase();
-        if upper.starts_with("AWS_")
-            || upper.ends_with("_PROXY")
-            || upper.starts_with("SSL_CERT")
-            || upper == "FLB_LOG_LEVEL"
-        {
+        let upper = k.to_string_lossy().to_ascii_uppercase();
+        if upper.ends_with("_PROXY") || upper.starts_with("SSL_CERT") {
             cmd.env_remove(&k);
         }
     }
-    cmd.env("AWS_ACCESS_KEY_ID", "AKIAE2EBENCHEXAMPLE")
-        .env("AWS_SECRET_ACCESS_KEY", "e2e-bench-secret-not-a-real-key")
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_CONFIG_FILE", "/nonexistent/aws-config")
-        .env(
-            "AWS_SHARED_CREDENTIALS_FILE",
-            "/nonexistent/aws-credentials",
-        )
-        .env("NO_PROXY", "127.0.0.1,localhost")
+    cmd.env("NO_PROXY", "127.0.0.1,localhost")
         .env("SSL_CERT_FILE", cert)
         .env("FLB_CLOUDWATCH_LIBRARY", library)
         .env("FLB_LOG_LEVEL", "warn");

@@ -5,7 +5,7 @@
 
 use std::process::{Command, Output};
 
-use flb_host::cloud::{Account, SOURCE_ACCESS_KEY, SOURCE_ACCOUNT, SOURCE_SECRET_KEY};
+use flb_host::cloud::{Account, SOURCE_ACCOUNT, SOURCE_SECRET_KEY};
 use flb_host::fake::JsonServer;
 use flb_host::moto::Moto;
 
@@ -22,25 +22,9 @@ fn check(args: &[&str]) -> Output {
 /// Runs the check with `args`, in a task's environment plus `vars`.
 fn check_with(args: &[&str], vars: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_flb-cloudwatch-check"));
-    for (key, _) in std::env::vars_os() {
-        let name = key.to_string_lossy();
-        if name.starts_with("AWS_")
-            || name.starts_with("ECS_")
-            || name == "FLB_LOG_LEVEL"
-            || name == "FLB_CLOUDWATCH_CHECK_SEND"
-        {
-            cmd.env_remove(&key);
-        }
-    }
-    cmd.args(args)
-        .env("AWS_ACCESS_KEY_ID", SOURCE_ACCESS_KEY)
-        .env("AWS_SECRET_ACCESS_KEY", SOURCE_SECRET_KEY)
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_CONFIG_FILE", "/nonexistent/aws-config")
-        .env(
-            "AWS_SHARED_CREDENTIALS_FILE",
-            "/nonexistent/aws-credentials",
-        )
+    flb_host::cloud::task_environment(&mut cmd);
+    cmd.env_remove("FLB_CLOUDWATCH_CHECK_SEND")
+        .args(args)
         .envs(vars.iter().copied())
         .output()
         .expect("run flb-cloudwatch-check")

@@ -11,6 +11,27 @@ pub const SOURCE_SECRET_KEY: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
 /// moto's default account: the source account of the tests.
 pub const SOURCE_ACCOUNT: &str = "123456789012";
 
+/// Gives `cmd` exactly the AWS environment of an ECS task, for a process that runs the
+/// plugin: the source account's static keys, no inherited `AWS_*`/`ECS_*` variables, no
+/// profile files, and IMDS off — so the SDK's default chain never reaches for a non-loopback
+/// address. Callers add what their scenario needs afterwards.
+pub fn task_environment(cmd: &mut std::process::Command) {
+    for (key, _) in std::env::vars_os() {
+        let name = key.to_string_lossy().to_ascii_uppercase();
+        if name.starts_with("AWS_") || name.starts_with("ECS_") || name == "FLB_LOG_LEVEL" {
+            cmd.env_remove(&key);
+        }
+    }
+    cmd.env("AWS_ACCESS_KEY_ID", SOURCE_ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", SOURCE_SECRET_KEY)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_CONFIG_FILE", "/nonexistent/aws-config")
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            "/nonexistent/aws-credentials",
+        );
+}
+
 /// A log event as CloudWatch stores it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredEvent {

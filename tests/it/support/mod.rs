@@ -3,7 +3,7 @@
 
 #![allow(dead_code)] // Each module uses its own subset.
 
-pub use flb_host::cloud::{Account, SOURCE_ACCESS_KEY, SOURCE_SECRET_KEY};
+pub use flb_host::cloud::{Account, SOURCE_SECRET_KEY};
 pub use flb_host::host::{FLB_OK, FLB_RETRY, plugin};
 pub use flb_host::moto::Moto;
 
@@ -35,20 +35,8 @@ pub fn run_child(name: &str, vars: &[(&str, &str)]) -> Output {
     let exe = std::env::current_exe().expect("test binary");
     let mut cmd = Command::new(exe);
     cmd.args([name, "--exact", "--nocapture", "--test-threads=1"]);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("AWS_") || k == "FLB_LOG_LEVEL" {
-            cmd.env_remove(k);
-        }
-    }
-    cmd.env(CHILD_VAR, "1")
-        .env("AWS_ACCESS_KEY_ID", SOURCE_ACCESS_KEY)
-        .env("AWS_SECRET_ACCESS_KEY", SOURCE_SECRET_KEY)
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env("AWS_CONFIG_FILE", "/nonexistent/aws-config")
-        .env(
-            "AWS_SHARED_CREDENTIALS_FILE",
-            "/nonexistent/aws-credentials",
-        );
+    flb_host::cloud::task_environment(&mut cmd);
+    cmd.env(CHILD_VAR, "1");
     for (k, v) in vars {
         // An empty value removes the variable (e.g. the task's keys, to test other sources).
         if v.is_empty() {
