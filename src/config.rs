@@ -207,10 +207,7 @@ impl fmt::Display for OptionError {
         match &self.value {
             None => write!(f, "missing '{}': {}", self.option, self.accepted),
             Some(v) => {
-                let mut end = v.len().min(MAX_QUOTED);
-                while !v.is_char_boundary(end) {
-                    end -= 1;
-                }
+                let end = v.floor_char_boundary(MAX_QUOTED);
                 let more = if end < v.len() {
                     format!("... ({} bytes)", v.len())
                 } else {

@@ -224,10 +224,7 @@ pub fn truncate(message: &mut String, start: usize, max: usize) -> bool {
     if message.len() - start <= max {
         return false;
     }
-    let mut end = start + max.saturating_sub(TRUNCATED_SUFFIX.len());
-    while !message.is_char_boundary(end) {
-        end -= 1;
-    }
+    let end = message.floor_char_boundary(start + max.saturating_sub(TRUNCATED_SUFFIX.len()));
     message.truncate(end);
     message.push_str(TRUNCATED_SUFFIX);
     true
@@ -240,10 +237,7 @@ pub fn pieces(message: &str, max: usize) -> Vec<Range<usize>> {
     let mut out = Vec::with_capacity(message.len() / max + 1);
     let mut start = 0;
     while start < message.len() {
-        let mut end = (start + max).min(message.len());
-        while !message.is_char_boundary(end) {
-            end -= 1;
-        }
+        let end = message.floor_char_boundary(start + max);
         out.push(start..end);
         start = end;
     }

@@ -341,11 +341,7 @@ pub fn sanitize_stream(name: &mut String) {
 }
 
 fn cut(name: &mut String) {
-    let mut end = name.len().min(MAX_NAME_BYTES);
-    while !name.is_char_boundary(end) {
-        end -= 1;
-    }
-    name.truncate(end);
+    name.truncate(name.floor_char_boundary(MAX_NAME_BYTES));
 }
 
 #[cfg(test)]
