@@ -76,12 +76,8 @@ pub const FIXTURES: &[&str] = &[
     "v2-otlp-group-markers.msgpack",
 ];
 
-/// An event as CloudWatch should store it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Expected {
-    pub timestamp: i64,
-    pub message: String,
-}
+/// An event as CloudWatch should store it: the same shape as what the tests read back.
+pub use flb_host::cloud::StoredEvent as Expected;
 
 /// What the plugin should send for a chunk, computed independently of it (rmpv to decode,
 /// serde_json to escape strings): whole records as JSON in key order, or the `log_key`
