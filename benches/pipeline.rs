@@ -1,8 +1,9 @@
 //! The pure stages of a flush, with criterion: chunk → events (`prepare`), events →
-//! batches (`batch::plan`), record → JSON (`encode::json`), and batch → PutLogEvents request
-//! body, the SDK's way (an `InputLogEvent` per event, cloned into the input, serialised by
-//! `aws-smithy-json` as the generated code does) against `body::write` (escaped once,
-//! straight into the body).
+//! batches (`batch::plan`), record → JSON (`encode::json`, as the message and in its wire
+//! form), and batch → PutLogEvents request body, the SDK's way (plain messages, an
+//! `InputLogEvent` per event, cloned into the input, serialised by `aws-smithy-json` as
+//! the generated code does) against `body::write` (messages escaped once, when encoded,
+//! and copied into the body).
 //!
 //! Inputs: `v2-firelens-httpd.msgpack` (300 records captured from Fluent Bit v5.1.1) and a
 //! synthetic FireLens chunk of about 2 MB with 470-byte messages (the workload).
@@ -45,6 +46,23 @@ fn inputs() -> Vec<Input> {
             records,
         },
     ]
+}
+
+/// The SDK's way: each record's message as it is (JSON text, not escaped for the body),
+/// sorted and batched.
+fn plain(chunk: &[u8]) -> (String, Vec<Event>, Vec<std::ops::Range<usize>>) {
+    let mut messages = String::with_capacity(chunk.len());
+    let mut events = Vec::new();
+    for item in decode::records(chunk) {
+        if let Item::Record(r) = item {
+            let start = messages.len();
+            let _ = encode::json(r.body, &mut encode::Out::plain(&mut messages));
+            let size = messages.len() - start;
+            events.push(Event::new(r.time.as_millis(), start..messages.len(), size));
+        }
+    }
+    let batches = batch::plan(&mut events);
+    (messages, events, batches)
 }
 
 /// Events, sorted, and their batches: what `deliver` gets.
@@ -96,7 +114,7 @@ fn sdk_body(destination: &Destination, messages: &str, batch: &[Event]) -> Strin
     out
 }
 
-fn one_pass_body(out: &mut Vec<u8>, destination: &Destination, messages: &str, batch: &[Event]) {
+fn one_pass_body(out: &mut String, destination: &Destination, messages: &str, batch: &[Event]) {
     out.clear();
     body::write(out, destination, messages, batch);
 }
@@ -147,13 +165,24 @@ fn bench_encode_json(c: &mut Criterion, inputs: &[Input]) {
             bytes: common::message_bytes(&input.chunk) as u64,
         });
         let mut out = String::with_capacity(input.chunk.len() * 2);
-        g.bench_function(input.name, |b| {
+        g.bench_function(format!("message/{}", input.name), |b| {
             b.iter(|| {
                 out.clear();
+                let mut o = encode::Out::plain(&mut out);
                 for body in &bodies {
-                    let _ = encode::json(black_box(body), &mut out);
+                    let _ = encode::json(black_box(body), &mut o);
                 }
-                out.len()
+                o.raw()
+            })
+        });
+        g.bench_function(format!("wire/{}", input.name), |b| {
+            b.iter(|| {
+                out.clear();
+                let mut o = encode::Out::wire(&mut out);
+                for body in &bodies {
+                    let _ = encode::json(black_box(body), &mut o);
+                }
+                o.raw()
             })
         });
     }
@@ -167,24 +196,26 @@ fn bench_request_body(c: &mut Criterion, inputs: &[Input]) {
         let (p, batches) = planned(&input.chunk);
         let (destination, events) = &p.streams[0];
         let events = &events[batches[0].clone()];
-        let messages: usize = events.iter().map(|e| e.message.len()).sum();
-        let sdk = sdk_body(destination, &p.messages, events);
-        let mut ours = Vec::new();
+        let messages: usize = events.iter().map(|e| e.size).sum();
+        let (plain_messages, plain_events, plain_batches) = plain(&input.chunk);
+        let plain_events = &plain_events[plain_batches[0].clone()];
+        let sdk = sdk_body(destination, &plain_messages, plain_events);
+        let mut ours = String::new();
         one_pass_body(&mut ours, destination, &p.messages, events);
-        assert_eq!(sdk.as_bytes(), &ours[..], "the same bytes both ways");
+        assert_eq!(sdk, ours, "the same bytes both ways");
         g.throughput(Throughput::ElementsAndBytes {
             elements: events.len() as u64,
             bytes: messages as u64,
         });
         g.bench_function(format!("sdk/{}", input.name), |b| {
-            b.iter(|| sdk_body(destination, &p.messages, black_box(events)))
+            b.iter(|| sdk_body(destination, &plain_messages, black_box(plain_events)))
         });
         g.bench_function(format!("one_pass/{}", input.name), |b| {
             b.iter(|| one_pass_body(&mut ours, destination, &p.messages, black_box(events)))
         });
         g.bench_function(format!("one_pass_fresh/{}", input.name), |b| {
             b.iter(|| {
-                let mut out = Vec::with_capacity(body::capacity(destination, events));
+                let mut out = String::with_capacity(body::capacity(destination, events));
                 body::write(&mut out, destination, &p.messages, black_box(events));
                 out
             })
@@ -203,19 +234,20 @@ fn bench_chunk_to_bodies(c: &mut Criterion, inputs: &[Input]) {
             elements: input.records as u64,
             bytes: input.chunk.len() as u64,
         });
+        let destination = prepare(&config, common::TAG, &input.chunk).streams[0]
+            .0
+            .clone();
         g.bench_function(format!("sdk/{}", input.name), |b| {
             b.iter(|| {
-                let mut p = prepare(&config, common::TAG, black_box(&input.chunk));
+                let (messages, events, batches) = plain(black_box(&input.chunk));
                 let mut total = 0;
-                for (destination, events) in &mut p.streams {
-                    for range in batch::plan(events) {
-                        total += sdk_body(destination, &p.messages, &events[range]).len();
-                    }
+                for range in batches {
+                    total += sdk_body(&destination, &messages, &events[range]).len();
                 }
                 total
             })
         });
-        let mut out = Vec::new();
+        let mut out = String::new();
         g.bench_function(format!("one_pass/{}", input.name), |b| {
             b.iter(|| {
                 let mut p = prepare(&config, common::TAG, black_box(&input.chunk));

@@ -11,7 +11,7 @@ use std::ops::Range;
 use flb_out_cloudwatch::batch::{self, Event, MAX_BATCH_BYTES, MAX_BATCH_EVENTS};
 use flb_out_cloudwatch::config::{Config, MAX_NAME_BYTES, MIN_EVENT_SIZE, Oversize, StreamName};
 use flb_out_cloudwatch::decode::{self, Item, Skip};
-use flb_out_cloudwatch::encode::TRUNCATED_SUFFIX;
+use flb_out_cloudwatch::encode::{TRUNCATED_SUFFIX, unescape};
 use flb_out_cloudwatch::prepare::{Prepared, prepare};
 
 /// Latest accepted record time (9999-12-31T23:59:59.999Z), in milliseconds.
@@ -107,8 +107,14 @@ fn check(config: &Config, tag: &str, data: &[u8], want: &Summary) -> Prepared {
         assert!(!stream.contains([':', '*']), "{stream:?}");
         for e in events.iter() {
             assert!((0..=MAX_MS).contains(&e.timestamp_ms), "{e:?}");
-            let message = p.messages.get(e.message.clone()).expect("a str range");
-            check_message(message, config);
+            let wire = p.messages.get(e.message.clone()).expect("a str range");
+            let message = unescape(wire);
+            assert_eq!(
+                message.len(),
+                e.size,
+                "an event's size is its message's bytes"
+            );
+            check_message(&message, config);
         }
         let batches = batch::plan(events);
         check_batches(events, &batches);

@@ -21,17 +21,28 @@ pub const MAX_MESSAGE_BYTES: usize = MAX_BATCH_BYTES - EVENT_OVERHEAD;
 /// with the overhead). A batch CloudWatch rejects as "too large" is re-cut to fit it.
 pub const LEGACY_MAX_EVENT_BYTES: usize = 262_144;
 
-/// One log event: its time and where its message lies in the chunk's message buffer.
+/// One log event: its time, where its message lies in the chunk's message buffer (in its
+/// wire form: escaped for the PutLogEvents body, see [`crate::encode::Out`]), and the
+/// message's own bytes, which are what CloudWatch counts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
     pub timestamp_ms: i64,
     pub message: Range<usize>,
+    pub size: usize,
 }
 
 impl Event {
+    pub fn new(timestamp_ms: i64, message: Range<usize>, size: usize) -> Self {
+        Event {
+            timestamp_ms,
+            message,
+            size,
+        }
+    }
+
     /// Bytes this event counts for in a batch.
     pub fn cost(&self) -> usize {
-        self.message.len() + EVENT_OVERHEAD
+        self.size + EVENT_OVERHEAD
     }
 }
 
@@ -66,10 +77,7 @@ mod tests {
     use super::*;
 
     fn ev(ts: i64, len: usize) -> Event {
-        Event {
-            timestamp_ms: ts,
-            message: 0..len,
-        }
+        Event::new(ts, 0..len, len)
     }
 
     fn check(events: &[Event], batches: &[Range<usize>]) {
@@ -94,22 +102,10 @@ mod tests {
     #[test]
     fn sorts_stably() {
         let mut events = vec![
-            Event {
-                timestamp_ms: 2,
-                message: 0..1,
-            },
-            Event {
-                timestamp_ms: 1,
-                message: 1..2,
-            },
-            Event {
-                timestamp_ms: 2,
-                message: 2..3,
-            },
-            Event {
-                timestamp_ms: 1,
-                message: 3..4,
-            },
+            Event::new(2, 0..1, 1),
+            Event::new(1, 1..2, 1),
+            Event::new(2, 2..3, 1),
+            Event::new(1, 3..4, 1),
         ];
         assert_eq!(plan(&mut events), vec![0..4]);
         let order: Vec<_> = events.iter().map(|e| e.message.start).collect();

@@ -2,8 +2,9 @@
 //!
 //! The SDK's path costs, per event: a `String` for its `InputLogEvent`, a clone of it
 //! when the input is built, and, when the request is serialised, a second escaped copy of
-//! every message that holds a `"` (every whole-record JSON message does). [`write`] instead
-//! escapes each message once, straight from the chunk's message buffer into the body,
+//! every message that holds a `"` (every whole-record JSON message does). Here messages
+//! are already in their wire form (escaped for a JSON string when they were encoded from
+//! MessagePack, see [`crate::encode::Out`]), so [`write`] only copies them into the body,
 //! with no allocation per event. The bytes are exactly those the SDK writes for the same
 //! events (`aws-smithy-json`'s escaping: `"` `\` and control characters; `\u00xx` in lower
 //! case), so CloudWatch sees no difference.
@@ -26,6 +27,7 @@ use aws_sdk_cloudwatchlogs::operation::put_log_events::{PutLogEventsError, PutLo
 
 use crate::batch::Event;
 use crate::deliver::Destination;
+use crate::encode;
 
 /// Bytes of the body around the names and events: `{"logGroupName":"","logStreamName":"",
 /// "logEvents":[]}`.
@@ -35,27 +37,8 @@ const EVENT_FRAME_BYTES: usize = 28;
 /// Digits of a timestamp in milliseconds (13 until the year 2286), with a sign to spare.
 const TIMESTAMP_BYTES: usize = 14;
 
-/// What a byte becomes inside a JSON string: 0 = itself, `u` = `\u00xx`, else `\` + it.
-const ESCAPE: [u8; 256] = {
-    let mut table = [0u8; 256];
-    let mut b = 0;
-    while b < 0x20 {
-        table[b] = b'u';
-        b += 1;
-    }
-    table[0x08] = b'b';
-    table[0x0c] = b'f';
-    table[b'\n' as usize] = b'n';
-    table[b'\r' as usize] = b'r';
-    table[b'\t' as usize] = b't';
-    table[b'"' as usize] = b'"';
-    table[b'\\' as usize] = b'\\';
-    table
-};
-
-/// A good first capacity for the body of `batch`: its bytes when nothing needs escaping,
-/// plus an eighth of the messages for escapes (whole-record JSON has about one `"` in
-/// sixteen bytes). The buffer grows if that is not enough.
+/// The exact size of the body of `batch`, but for the timestamps' digits (counted as
+/// [`TIMESTAMP_BYTES`] each) and the names' escapes.
 pub fn capacity(destination: &Destination, batch: &[Event]) -> usize {
     let messages: usize = batch.iter().map(|e| e.message.len()).sum();
     FRAME_BYTES
@@ -63,94 +46,32 @@ pub fn capacity(destination: &Destination, batch: &[Event]) -> usize {
         + destination.stream.len()
         + batch.len() * (EVENT_FRAME_BYTES + TIMESTAMP_BYTES)
         + messages
-        + messages / 8
 }
 
-/// Appends the PutLogEvents body for `batch` (events whose messages lie in `messages`),
-/// in the batch's order: `{"logGroupName":…,"logStreamName":…,"logEvents":[{"timestamp":…,
-/// "message":…},…]}`. A range outside `messages` or off a character boundary (a bug of
-/// the caller) is written as an empty message rather than panicking.
-pub fn write(out: &mut Vec<u8>, destination: &Destination, messages: &str, batch: &[Event]) {
+/// Appends the PutLogEvents body for `batch` (events whose messages' wire forms lie in
+/// `messages`), in the batch's order: `{"logGroupName":…,"logStreamName":…,"logEvents":
+/// [{"timestamp":…,"message":…},…]}`. The messages are copied as they are: they were
+/// escaped when they were encoded. A range outside `messages` or off a character boundary
+/// (a bug of the caller) is written as an empty message rather than panicking.
+pub fn write(out: &mut String, destination: &Destination, messages: &str, batch: &[Event]) {
     out.reserve(capacity(destination, batch));
-    out.extend_from_slice(b"{\"logGroupName\":");
-    string(out, &destination.group);
-    out.extend_from_slice(b",\"logStreamName\":");
-    string(out, &destination.stream);
-    out.extend_from_slice(b",\"logEvents\":[");
+    out.push_str("{\"logGroupName\":\"");
+    encode::escape_into(out, &destination.group);
+    out.push_str("\",\"logStreamName\":\"");
+    encode::escape_into(out, &destination.stream);
+    out.push_str("\",\"logEvents\":[");
     let mut digits = itoa::Buffer::new();
     for (i, event) in batch.iter().enumerate() {
         if i > 0 {
-            out.push(b',');
+            out.push(',');
         }
-        out.extend_from_slice(b"{\"timestamp\":");
-        out.extend_from_slice(digits.format(event.timestamp_ms).as_bytes());
-        out.extend_from_slice(b",\"message\":");
-        string(out, messages.get(event.message.clone()).unwrap_or_default());
-        out.push(b'}');
+        out.push_str("{\"timestamp\":");
+        out.push_str(digits.format(event.timestamp_ms));
+        out.push_str(",\"message\":\"");
+        out.push_str(messages.get(event.message.clone()).unwrap_or_default());
+        out.push_str("\"}");
     }
-    out.extend_from_slice(b"]}");
-}
-
-/// Appends `s` as a JSON string literal, escaped as `aws-smithy-json` escapes it. `s` is
-/// valid UTF-8 and only ASCII bytes are escaped, so the output stays valid UTF-8.
-///
-/// Eight bytes at a time: a word's bytes that need escaping are found at once (exactly, by
-/// bit arithmetic), and the plain runs between them are copied whole.
-fn string(out: &mut Vec<u8>, s: &str) {
-    let bytes = s.as_bytes();
-    out.push(b'"');
-    // Bytes before `start` are written.
-    let mut start = 0;
-    let mut i = 0;
-    while let Some(Ok(word)) = bytes.get(i..i + 8).map(<[u8; 8]>::try_from) {
-        let mut found = to_escape(u64::from_le_bytes(word));
-        while found != 0 {
-            let at = i + (found.trailing_zeros() / 8) as usize;
-            escape(out, bytes, start, at);
-            start = at + 1;
-            found &= found - 1;
-        }
-        i += 8;
-    }
-    for at in i..bytes.len() {
-        if bytes.get(at).is_some_and(|&b| ESCAPE[usize::from(b)] != 0) {
-            escape(out, bytes, start, at);
-            start = at + 1;
-        }
-    }
-    out.extend_from_slice(bytes.get(start..).unwrap_or_default());
-    out.push(b'"');
-}
-
-/// The high bit of each byte of `word` that is `"`, `\` or below 0x20, and no other bit.
-fn to_escape(word: u64) -> u64 {
-    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    // The high bit of each byte of `x` that is not zero (exact: no carry crosses bytes).
-    let nonzero = |x: u64| (((x & LOW7) + LOW7) | x) & HIGH;
-    let plain = nonzero(word ^ (ONES * u64::from(b'"')))
-        & nonzero(word ^ (ONES * u64::from(b'\\')))
-        & nonzero(word & (ONES * 0xe0));
-    !plain & HIGH
-}
-
-/// Writes `bytes[start..at]` as it is, then the escape of `bytes[at]`.
-fn escape(out: &mut Vec<u8>, bytes: &[u8], start: usize, at: usize) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    out.extend_from_slice(bytes.get(start..at).unwrap_or_default());
-    let b = bytes.get(at).copied().unwrap_or_default();
-    match ESCAPE[usize::from(b)] {
-        b'u' => out.extend_from_slice(&[
-            b'\\',
-            b'u',
-            b'0',
-            b'0',
-            HEX[usize::from(b >> 4)],
-            HEX[usize::from(b & 0x0f)],
-        ]),
-        escape => out.extend_from_slice(&[b'\\', escape]),
-    }
+    out.push_str("]}");
 }
 
 /// One PutLogEvents call to `destination` whose request body is `body` (from [`write`],
@@ -222,17 +143,17 @@ mod tests {
         }
     }
 
-    /// Messages laid end to end in one buffer, as `prepare` lays them, and their events.
+    /// Messages laid end to end in one buffer in their wire forms, as `prepare` lays them,
+    /// and their events.
     fn events(messages: &[(i64, &str)]) -> (String, Vec<Event>) {
         let mut buffer = String::new();
         let mut events = Vec::new();
         for (t, m) in messages {
             let start = buffer.len();
-            buffer.push_str(m);
-            events.push(Event {
-                timestamp_ms: *t,
-                message: start..buffer.len(),
-            });
+            let mut out = encode::Out::wire(&mut buffer);
+            encode::text(m.as_bytes(), &mut out);
+            let size = out.raw();
+            events.push(Event::new(*t, start..buffer.len(), size));
         }
         (buffer, events)
     }
@@ -260,9 +181,9 @@ mod tests {
     fn body_of(destination: &Destination, messages: &[(i64, String)]) -> Vec<u8> {
         let borrowed: Vec<(i64, &str)> = messages.iter().map(|(t, m)| (*t, m.as_str())).collect();
         let (buffer, events) = events(&borrowed);
-        let mut out = Vec::new();
+        let mut out = String::new();
         write(&mut out, destination, &buffer, &events);
-        out
+        out.into_bytes()
     }
 
     #[test]
@@ -342,17 +263,14 @@ mod tests {
     #[test]
     fn appends_and_survives_bad_ranges() {
         let (buffer, mut events) = events(&[(5, "é")]);
-        let mut out = b"keep".to_vec();
+        let mut out = String::from("keep");
         write(&mut out, &destination(), &buffer, &events);
-        assert!(out.starts_with(b"keep{"));
+        assert!(out.starts_with("keep{"));
         events[0].message = 1..2; // inside 'é'
-        events.push(Event {
-            timestamp_ms: 6,
-            message: 10..20,
-        });
-        let mut out = Vec::new();
+        events.push(Event::new(6, 10..20, 10));
+        let mut out = String::new();
         write(&mut out, &destination(), &buffer, &events);
-        let v: Value = serde_json::from_slice(&out).unwrap();
+        let v: Value = serde_json::from_str(&out).unwrap();
         assert_eq!(v["logEvents"][0]["message"], "");
         assert_eq!(v["logEvents"][1]["message"], "");
     }
@@ -453,6 +371,7 @@ mod tests {
         let sent = std::sync::Arc::new(Mutex::new(Vec::new()));
         let config = aws_sdk_cloudwatchlogs::Config::builder()
             .behavior_version(BehaviorVersion::latest())
+            .http_client(crate::credentials::https_client())
             .region(Region::new("ap-northeast-1"))
             .endpoint_url(stub.url())
             .credentials_provider(Credentials::new(
@@ -517,10 +436,10 @@ mod tests {
     }
 
     #[test]
-    fn capacity_covers_messages_without_escapes() {
-        let (buffer, events) = events(&[(1_795_550_400_000, "plain"), (1, "text")]);
-        let mut out = Vec::new();
+    fn capacity_covers_every_message() {
+        let (buffer, events) = events(&[(1_795_550_400_000, "pl\"ain\n"), (1, "text")]);
+        let mut out = String::new();
         write(&mut out, &destination(), &buffer, &events);
-        assert!(out.len() <= capacity(&destination(), &events) + 4); // 4: `"` in the stream
+        assert!(out.len() <= capacity(&destination(), &events) + 2); // 2: `"` in the stream
     }
 }

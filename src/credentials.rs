@@ -20,7 +20,10 @@ use aws_config::{
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::{self, ProvideCredentials, error::CredentialsError};
 use aws_sdk_cloudwatchlogs::config::SharedCredentialsProvider;
+use aws_sdk_cloudwatchlogs::config::SharedHttpClient;
 use aws_sdk_cloudwatchlogs::primitives::{DateTime, DateTimeFormat};
+use aws_smithy_http_client::proxy::ProxyConfig;
+use aws_smithy_http_client::{ConnectorBuilder, tls};
 
 use crate::config::Config;
 use crate::http;
@@ -44,6 +47,7 @@ pub async fn sdk_config(config: &Config) -> SdkConfig {
         .build();
     let creds = &config.credentials;
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(https_client())
         .region(Region::new(config.region.clone()))
         .timeout_config(timeouts)
         .retry_config(RetryConfig::disabled());
@@ -92,6 +96,24 @@ pub async fn sdk_config(config: &Config) -> SdkConfig {
     base.into_builder()
         .credentials_provider(SharedCredentialsProvider::new(provider))
         .build()
+}
+
+/// The HTTPS client of every call: the SDK's own default (hyper 1.x, rustls, the system's
+/// roots, `HTTP(S)_PROXY`/`NO_PROXY` from the environment, the SDK's timeouts), with ring
+/// as rustls' crypto instead of aws-lc. aws-lc seeds its random generator from CPU jitter
+/// on first use, ~30 ms of CPU in every process; ring reads the OS's.
+pub fn https_client() -> SharedHttpClient {
+    aws_smithy_http_client::Builder::new().build_with_connector_fn(|settings, components| {
+        let mut connector = ConnectorBuilder::default().tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::Ring,
+        ));
+        connector.set_connector_settings(settings.cloned());
+        if let Some(components) = components {
+            connector.set_sleep_impl(components.sleep_impl());
+        }
+        connector.set_proxy_config(Some(ProxyConfig::from_env()));
+        connector.build()
+    })
 }
 
 /// The CloudWatch Logs client, at `endpoint` when one is set.

@@ -5,10 +5,18 @@
 //! U+FFFD, nested maps and arrays as JSON, non-string keys as their text. With `log_key`, a
 //! string value is the message as it is and any other value is its JSON.
 //!
-//! Values are transcoded straight from MessagePack bytes into the output `String`, so the
-//! output is valid UTF-8 by construction. Nesting is tracked on a heap stack, never by
-//! recursion. This module knows nothing of batches or of CloudWatch's limits, except
-//! [`truncate`], which shortens a message at a character boundary.
+//! Messages are written through an [`Out`]: as they are ([`Out::plain`]), or already in
+//! their *wire form* ([`Out::wire`]): the inside of a JSON string literal, exactly as the
+//! message stands in a PutLogEvents body. A whole-record message is JSON inside JSON, so
+//! its strings are escaped twice; doing both in the one pass that reads the MessagePack
+//! means the body writer only copies. An [`Out`] counts the message's own bytes (what
+//! CloudWatch counts) whatever the form. [`raw_prefix`], [`truncate`] and [`pieces`] cut
+//! wire forms at character boundaries by message bytes; [`unescape`] turns a wire form
+//! back into the message.
+//!
+//! Values are transcoded straight from MessagePack bytes, so the output is valid UTF-8 by
+//! construction. Nesting is tracked on a heap stack, never by recursion. This module knows
+//! nothing of batches or of CloudWatch's limits.
 
 use std::ops::Range;
 
@@ -19,13 +27,92 @@ use crate::decode::{Malformed, Reader, Token};
 const EXT_TYPE_KEY: &str = "ext_type";
 const EXT_HEX_KEY: &str = "hex";
 
+/// Where message text is appended, and in which form. See the module's documentation.
+pub struct Out<'a> {
+    buf: &'a mut String,
+    wire: bool,
+    raw: usize,
+}
+
+impl<'a> Out<'a> {
+    /// Appends messages to `buf` as they are.
+    pub fn plain(buf: &'a mut String) -> Self {
+        Out {
+            buf,
+            wire: false,
+            raw: 0,
+        }
+    }
+
+    /// Appends messages to `buf` in their wire form (escaped for a JSON string literal).
+    pub fn wire(buf: &'a mut String) -> Self {
+        Out {
+            buf,
+            wire: true,
+            raw: 0,
+        }
+    }
+
+    /// Bytes of message written so far (not of its wire form).
+    pub fn raw(&self) -> usize {
+        self.raw
+    }
+
+    /// Message text that never needs escaping: JSON punctuation, numbers, literals, hex.
+    fn ascii(&mut self, s: &str) {
+        debug_assert!(!s.bytes().any(needs_escape));
+        self.raw += s.len();
+        self.buf.push_str(s);
+    }
+
+    fn char(&mut self, c: char) {
+        self.raw += c.len_utf8();
+        self.buf.push(c);
+    }
+
+    /// A `"` of the message's JSON.
+    fn quote(&mut self) {
+        self.raw += 1;
+        self.buf.push_str(if self.wire { "\\\"" } else { "\"" });
+    }
+
+    /// Message text as it is (in the wire form, escaped once).
+    fn text(&mut self, s: &str) {
+        self.raw += s.len();
+        if self.wire {
+            escape(self.buf, s, |buf, b| buf.push_str(once(b)));
+        } else {
+            self.buf.push_str(s);
+        }
+    }
+
+    /// `s` escaped as the inside of a JSON string of the message (in the wire form, that
+    /// escape escaped once more).
+    fn json_text(&mut self, s: &str) {
+        self.raw += s.len();
+        let raw = &mut self.raw;
+        if self.wire {
+            escape(self.buf, s, |buf, b| {
+                *raw += once(b).len() - 1;
+                buf.push_str(twice(b));
+            });
+        } else {
+            escape(self.buf, s, |buf, b| {
+                let e = once(b);
+                *raw += e.len() - 1;
+                buf.push_str(e);
+            });
+        }
+    }
+}
+
 /// Appends the JSON text of one complete MessagePack value.
-pub fn json(value: &[u8], out: &mut String) -> Result<(), Malformed> {
+pub fn json(value: &[u8], out: &mut Out<'_>) -> Result<(), Malformed> {
     json_in(value, out, false)
 }
 
 /// `in_key`: the value is itself a map key being rendered as text (see [`key`]).
-fn json_in(value: &[u8], out: &mut String, in_key: bool) -> Result<(), Malformed> {
+fn json_in(value: &[u8], out: &mut Out<'_>, in_key: bool) -> Result<(), Malformed> {
     let mut r = Reader::new(value);
     // Open containers, innermost last.
     let mut stack: Vec<Frame> = Vec::new();
@@ -40,11 +127,11 @@ fn json_in(value: &[u8], out: &mut String, in_key: bool) -> Result<(), Malformed
         } else {
             match r.token()? {
                 Token::Array(n) => {
-                    out.push('[');
+                    out.ascii("[");
                     stack.push(Frame::new(u64::from(n), false));
                 }
                 Token::Map(n) => {
-                    out.push('{');
+                    out.ascii("{");
                     stack.push(Frame::new(2 * u64::from(n), true));
                 }
                 scalar => scalar_json(scalar, out),
@@ -57,15 +144,15 @@ fn json_in(value: &[u8], out: &mut String, in_key: bool) -> Result<(), Malformed
             };
             if top.left > 0 {
                 if top.written > 0 {
-                    out.push(if top.map && top.written % 2 == 1 {
-                        ':'
+                    out.ascii(if top.map && top.written % 2 == 1 {
+                        ":"
                     } else {
-                        ','
+                        ","
                     });
                 }
                 break;
             }
-            out.push(if top.map { '}' } else { ']' });
+            out.ascii(if top.map { "}" } else { "]" });
             stack.pop();
         }
     }
@@ -92,7 +179,7 @@ impl Frame {
 /// A container used as a key inside a container used as a key (never seen from Fluent Bit,
 /// only from hostile input) is written as `"[map]"` or `"[array]"`: that bounds the
 /// recursion here to one level.
-fn key(r: &mut Reader<'_>, out: &mut String, in_key: bool) -> Result<(), Malformed> {
+fn key(r: &mut Reader<'_>, out: &mut Out<'_>, in_key: bool) -> Result<(), Malformed> {
     let raw = r.skip_value()?;
     match Reader::new(raw).token()? {
         Token::Str(s) | Token::Bin(s) => string(s, out),
@@ -100,33 +187,35 @@ fn key(r: &mut Reader<'_>, out: &mut String, in_key: bool) -> Result<(), Malform
         Token::Array(_) if in_key => string(b"[array]", out),
         _ => {
             let mut text = String::new();
-            json_in(raw, &mut text, true)?;
+            json_in(raw, &mut Out::plain(&mut text), true)?;
             string(text.as_bytes(), out);
         }
     }
     Ok(())
 }
 
-fn scalar_json(token: Token<'_>, out: &mut String) {
+fn scalar_json(token: Token<'_>, out: &mut Out<'_>) {
     match token {
-        Token::Nil => out.push_str("null"),
-        Token::Bool(b) => out.push_str(if b { "true" } else { "false" }),
-        Token::Uint(v) => out.push_str(itoa::Buffer::new().format(v)),
-        Token::Int(v) => out.push_str(itoa::Buffer::new().format(v)),
-        Token::F32(v) if v.is_finite() => out.push_str(ryu::Buffer::new().format_finite(v)),
-        Token::F64(v) if v.is_finite() => out.push_str(ryu::Buffer::new().format_finite(v)),
-        Token::F32(_) | Token::F64(_) => out.push_str("null"),
+        Token::Nil => out.ascii("null"),
+        Token::Bool(b) => out.ascii(if b { "true" } else { "false" }),
+        Token::Uint(v) => out.ascii(itoa::Buffer::new().format(v)),
+        Token::Int(v) => out.ascii(itoa::Buffer::new().format(v)),
+        Token::F32(v) if v.is_finite() => out.ascii(ryu::Buffer::new().format_finite(v)),
+        Token::F64(v) if v.is_finite() => out.ascii(ryu::Buffer::new().format_finite(v)),
+        Token::F32(_) | Token::F64(_) => out.ascii("null"),
         Token::Str(s) | Token::Bin(s) => string(s, out),
         Token::Ext(kind, data) => {
-            out.push_str("{\"");
-            out.push_str(EXT_TYPE_KEY);
-            out.push_str("\":");
-            out.push_str(itoa::Buffer::new().format(kind));
-            out.push_str(",\"");
-            out.push_str(EXT_HEX_KEY);
-            out.push_str("\":\"");
+            out.ascii("{");
+            string(EXT_TYPE_KEY.as_bytes(), out);
+            out.ascii(":");
+            out.ascii(itoa::Buffer::new().format(kind));
+            out.ascii(",");
+            string(EXT_HEX_KEY.as_bytes(), out);
+            out.ascii(":");
+            out.quote();
             hex(data, out);
-            out.push_str("\"}");
+            out.quote();
+            out.ascii("}");
         }
         Token::Array(_) | Token::Map(_) => unreachable_container(out),
     }
@@ -134,67 +223,50 @@ fn scalar_json(token: Token<'_>, out: &mut String) {
 
 /// Containers are opened by [`json`]; a scalar writer never sees one. Written as `null`
 /// rather than panicking, should that ever change.
-fn unreachable_container(out: &mut String) {
+fn unreachable_container(out: &mut Out<'_>) {
     debug_assert!(false, "container passed to scalar_json");
-    out.push_str("null");
+    out.ascii("null");
 }
 
-fn hex(data: &[u8], out: &mut String) {
+fn hex(data: &[u8], out: &mut Out<'_>) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     for b in data {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+        out.char(char::from(DIGITS[usize::from(b >> 4)]));
+        out.char(char::from(DIGITS[usize::from(b & 0x0f)]));
     }
 }
 
 /// Appends `bytes` as a JSON string literal: invalid UTF-8 becomes U+FFFD, `"` `\` and
-/// control characters are escaped, everything else (including `/`, `<`, `>`, `&` and all
-/// non-ASCII) is written as it is.
-pub fn string(bytes: &[u8], out: &mut String) {
-    out.reserve(bytes.len() + 2);
-    out.push('"');
-    for chunk in bytes.utf8_chunks() {
-        escape_into(chunk.valid(), out);
-        if !chunk.invalid().is_empty() {
-            out.push(char::REPLACEMENT_CHARACTER);
+/// control characters are escaped (as `aws-smithy-json` escapes them: `\u00xx` in lower
+/// case for those without a short form), everything else (including `/`, `<`, `>`, `&`
+/// and all non-ASCII) is written as it is.
+pub fn string(bytes: &[u8], out: &mut Out<'_>) {
+    out.quote();
+    match std::str::from_utf8(bytes) {
+        Ok(s) => out.json_text(s),
+        Err(_) => {
+            for chunk in bytes.utf8_chunks() {
+                out.json_text(chunk.valid());
+                if !chunk.invalid().is_empty() {
+                    out.char(char::REPLACEMENT_CHARACTER);
+                }
+            }
         }
     }
-    out.push('"');
-}
-
-fn escape_into(s: &str, out: &mut String) {
-    let mut start = 0;
-    for (i, b) in s.bytes().enumerate() {
-        let escape: &str = match b {
-            b'"' => "\\\"",
-            b'\\' => "\\\\",
-            b'\n' => "\\n",
-            b'\r' => "\\r",
-            b'\t' => "\\t",
-            0x08 => "\\b",
-            0x0c => "\\f",
-            0x00..=0x1f => "",
-            _ => continue,
-        };
-        out.push_str(&s[start..i]);
-        if escape.is_empty() {
-            out.push_str("\\u00");
-            hex(&[b], out);
-        } else {
-            out.push_str(escape);
-        }
-        start = i + 1;
-    }
-    out.push_str(&s[start..]);
+    out.quote();
 }
 
 /// Appends `bytes` as plain text, invalid UTF-8 replaced by U+FFFD.
-pub fn text(bytes: &[u8], out: &mut String) {
-    out.reserve(bytes.len());
-    for chunk in bytes.utf8_chunks() {
-        out.push_str(chunk.valid());
-        if !chunk.invalid().is_empty() {
-            out.push(char::REPLACEMENT_CHARACTER);
+pub fn text(bytes: &[u8], out: &mut Out<'_>) {
+    match std::str::from_utf8(bytes) {
+        Ok(s) => out.text(s),
+        Err(_) => {
+            for chunk in bytes.utf8_chunks() {
+                out.text(chunk.valid());
+                if !chunk.invalid().is_empty() {
+                    out.char(char::REPLACEMENT_CHARACTER);
+                }
+            }
         }
     }
 }
@@ -202,7 +274,7 @@ pub fn text(bytes: &[u8], out: &mut String) {
 /// The message of a `log_key` value: a string (or binary) as text without its one trailing
 /// line end (`\n` or `\r\n`, which a log line read from a file or a pipe carries), anything
 /// else as JSON. Nothing else is trimmed.
-pub fn value_message(value: &[u8], out: &mut String) -> Result<(), Malformed> {
+pub fn value_message(value: &[u8], out: &mut Out<'_>) -> Result<(), Malformed> {
     match Reader::new(value).token()? {
         Token::Str(s) | Token::Bin(s) => {
             let s = s
@@ -215,32 +287,231 @@ pub fn value_message(value: &[u8], out: &mut String) -> Result<(), Malformed> {
     }
 }
 
+/// Appends `s` escaped for the inside of a JSON string literal (once), as `aws-smithy-json`
+/// escapes it.
+pub fn escape_into(buf: &mut String, s: &str) {
+    escape(buf, s, |buf, b| buf.push_str(once(b)));
+}
+
+/// Whether a byte must be escaped inside a JSON string: `"`, `\` and control characters.
+fn needs_escape(b: u8) -> bool {
+    b < 0x20 || b == b'"' || b == b'\\'
+}
+
+/// Appends `s`, with `special` called (instead of copying) for each byte that
+/// [`needs_escape`]. Those are ASCII, so the plain runs between them are whole characters.
+///
+/// Eight bytes at a time: a word's bytes that need escaping are found at once (exactly, by
+/// bit arithmetic), and the plain runs between them are copied whole.
+#[inline]
+fn escape(buf: &mut String, s: &str, mut special: impl FnMut(&mut String, u8)) {
+    let bytes = s.as_bytes();
+    // Bytes before `start` are written.
+    let mut start = 0;
+    let mut i = 0;
+    buf.reserve(s.len());
+    while let Some(Ok(pair)) = bytes.get(i..i + 16).map(<[u8; 16]>::try_from) {
+        let (lo, hi) = pair.split_at(8);
+        let lo = to_escape(u64::from_le_bytes(lo.try_into().unwrap_or_default()));
+        let hi = to_escape(u64::from_le_bytes(hi.try_into().unwrap_or_default()));
+        for (base, mut found) in [(i, lo), (i + 8, hi)] {
+            while found != 0 {
+                let at = base + (found.trailing_zeros() / 8) as usize;
+                buf.push_str(s.get(start..at).unwrap_or_default());
+                special(buf, bytes.get(at).copied().unwrap_or_default());
+                start = at + 1;
+                found &= found - 1;
+            }
+        }
+        i += 16;
+    }
+    for at in i..bytes.len() {
+        if let Some(&b) = bytes.get(at)
+            && needs_escape(b)
+        {
+            buf.push_str(s.get(start..at).unwrap_or_default());
+            special(buf, b);
+            start = at + 1;
+        }
+    }
+    buf.push_str(s.get(start..).unwrap_or_default());
+}
+
+/// The high bit of each byte of `word` that is `"`, `\` or below 0x20, and no other bit.
+fn to_escape(word: u64) -> u64 {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    // The high bit of each byte of `x` that is not zero (exact: no carry crosses bytes).
+    let nonzero = |x: u64| (((x & LOW7) + LOW7) | x) & HIGH;
+    let plain = nonzero(word ^ (ONES * u64::from(b'"')))
+        & nonzero(word ^ (ONES * u64::from(b'\\')))
+        & nonzero(word & (ONES * 0xe0));
+    !plain & HIGH
+}
+
+/// The escape of a byte that [`needs_escape`], inside a JSON string.
+fn once(b: u8) -> &'static str {
+    match b {
+        b'"' => "\\\"",
+        b'\\' => "\\\\",
+        b'\n' => "\\n",
+        b'\r' => "\\r",
+        b'\t' => "\\t",
+        0x08 => "\\b",
+        0x0c => "\\f",
+        _ => CONTROL.get(usize::from(b)).copied().unwrap_or_default(),
+    }
+}
+
+/// The escape of [`once`]'s escape: what a special byte of a string inside a JSON message
+/// becomes in the PutLogEvents body.
+fn twice(b: u8) -> &'static str {
+    match b {
+        b'"' => "\\\\\\\"",
+        b'\\' => "\\\\\\\\",
+        b'\n' => "\\\\n",
+        b'\r' => "\\\\r",
+        b'\t' => "\\\\t",
+        0x08 => "\\\\b",
+        0x0c => "\\\\f",
+        _ => CONTROL_TWICE
+            .get(usize::from(b))
+            .copied()
+            .unwrap_or_default(),
+    }
+}
+
+const CONTROL: [&str; 32] = [
+    "\\u0000", "\\u0001", "\\u0002", "\\u0003", "\\u0004", "\\u0005", "\\u0006", "\\u0007",
+    "\\u0008", "\\u0009", "\\u000a", "\\u000b", "\\u000c", "\\u000d", "\\u000e", "\\u000f",
+    "\\u0010", "\\u0011", "\\u0012", "\\u0013", "\\u0014", "\\u0015", "\\u0016", "\\u0017",
+    "\\u0018", "\\u0019", "\\u001a", "\\u001b", "\\u001c", "\\u001d", "\\u001e", "\\u001f",
+];
+
+const CONTROL_TWICE: [&str; 32] = [
+    "\\\\u0000",
+    "\\\\u0001",
+    "\\\\u0002",
+    "\\\\u0003",
+    "\\\\u0004",
+    "\\\\u0005",
+    "\\\\u0006",
+    "\\\\u0007",
+    "\\\\u0008",
+    "\\\\u0009",
+    "\\\\u000a",
+    "\\\\u000b",
+    "\\\\u000c",
+    "\\\\u000d",
+    "\\\\u000e",
+    "\\\\u000f",
+    "\\\\u0010",
+    "\\\\u0011",
+    "\\\\u0012",
+    "\\\\u0013",
+    "\\\\u0014",
+    "\\\\u0015",
+    "\\\\u0016",
+    "\\\\u0017",
+    "\\\\u0018",
+    "\\\\u0019",
+    "\\\\u001a",
+    "\\\\u001b",
+    "\\\\u001c",
+    "\\\\u001d",
+    "\\\\u001e",
+    "\\\\u001f",
+];
+
 /// What ends a message that was cut to fit CloudWatch's event size.
 pub const TRUNCATED_SUFFIX: &str = "[Truncated...]";
 
-/// Cuts `message[start..]` so that it is at most `max` bytes, at a character boundary,
-/// ending with [`TRUNCATED_SUFFIX`]. Returns whether it was cut.
-pub fn truncate(message: &mut String, start: usize, max: usize) -> bool {
-    if message.len() - start <= max {
-        return false;
+/// The longest start of the wire form `wire` whose message is at most `max` bytes, cut
+/// between characters (never inside an escape): its end in `wire`, and its message bytes.
+pub fn raw_prefix(wire: &str, max: usize) -> (usize, usize) {
+    let bytes = wire.as_bytes();
+    let (mut at, mut raw) = (0, 0);
+    while let Some(&b) = bytes.get(at) {
+        let (step, message) = match b {
+            b'\\' if bytes.get(at + 1) == Some(&b'u') => (6, 1),
+            b'\\' => (2, 1),
+            0x00..=0x7f => (1, 1),
+            0xc0..=0xdf => (2, 2),
+            0xe0..=0xef => (3, 3),
+            _ => (4, 4),
+        };
+        if raw + message > max {
+            break;
+        }
+        at = (at + step).min(bytes.len());
+        raw += message;
     }
-    let end = message.floor_char_boundary(start + max.saturating_sub(TRUNCATED_SUFFIX.len()));
-    message.truncate(end);
-    message.push_str(TRUNCATED_SUFFIX);
-    true
+    (at, raw)
 }
 
-/// Cuts `message` into consecutive pieces of at most `max` bytes at character boundaries,
-/// losing nothing. Returns byte ranges of `message`. `max` must be at least 4 (one char).
-pub fn pieces(message: &str, max: usize) -> Vec<Range<usize>> {
-    let max = max.max(4);
-    let mut out = Vec::with_capacity(message.len() / max + 1);
+/// Cuts the wire form `message[start..]` (of `raw` message bytes) so that its message is
+/// at most `max` bytes, at a character boundary, ending with [`TRUNCATED_SUFFIX`].
+/// Returns the message bytes left, or `None` when it already fit.
+pub fn truncate(message: &mut String, start: usize, raw: usize, max: usize) -> Option<usize> {
+    if raw <= max {
+        return None;
+    }
+    let keep = max.saturating_sub(TRUNCATED_SUFFIX.len());
+    let (end, kept) = raw_prefix(message.get(start..).unwrap_or_default(), keep);
+    message.truncate(start + end);
+    message.push_str(TRUNCATED_SUFFIX);
+    Some(kept + TRUNCATED_SUFFIX.len())
+}
+
+/// Cuts the wire form `message` into consecutive pieces whose messages are at most `max`
+/// bytes, at character boundaries, losing nothing. Returns byte ranges of `message` with
+/// their message bytes. `max` must be at least 6 (one escaped character).
+pub fn pieces(message: &str, max: usize) -> Vec<(Range<usize>, usize)> {
+    let max = max.max(6);
+    let mut out = Vec::new();
     let mut start = 0;
     while start < message.len() {
-        let end = message.floor_char_boundary(start + max);
-        out.push(start..end);
-        start = end;
+        let (end, raw) = raw_prefix(message.get(start..).unwrap_or_default(), max);
+        out.push((start..start + end, raw));
+        start += end.max(1);
     }
+    out
+}
+
+/// The message a wire form stands for (the inverse of writing it through [`Out::wire`]).
+/// An escape that is not one (never written by this module) is kept as it is.
+pub fn unescape(wire: &str) -> String {
+    let mut out = String::with_capacity(wire.len());
+    let mut rest = wire;
+    while let Some(i) = rest.find('\\') {
+        out.push_str(&rest[..i]);
+        let escape = &rest[i..];
+        let (c, len) = match escape.as_bytes().get(1) {
+            Some(b'"') => (Some('"'), 2),
+            Some(b'\\') => (Some('\\'), 2),
+            Some(b'/') => (Some('/'), 2),
+            Some(b'n') => (Some('\n'), 2),
+            Some(b'r') => (Some('\r'), 2),
+            Some(b't') => (Some('\t'), 2),
+            Some(b'b') => (Some('\u{8}'), 2),
+            Some(b'f') => (Some('\u{c}'), 2),
+            Some(b'u') => (
+                escape
+                    .get(2..6)
+                    .and_then(|h| u32::from_str_radix(h, 16).ok())
+                    .and_then(char::from_u32),
+                6,
+            ),
+            _ => (None, 1),
+        };
+        match c {
+            Some(c) => out.push(c),
+            None => out.push_str(escape.get(..len).unwrap_or(escape)),
+        }
+        rest = escape.get(len..).unwrap_or_default();
+    }
+    out.push_str(rest);
     out
 }
 
@@ -248,10 +519,33 @@ pub fn pieces(message: &str, max: usize) -> Vec<Range<usize>> {
 mod tests {
     use super::*;
 
+    /// The wire form as serde_json would write the message inside a JSON string.
+    fn serde_wire(message: &str) -> String {
+        let quoted = serde_json::to_string(message).unwrap();
+        quoted[1..quoted.len() - 1].to_owned()
+    }
+
+    /// Writes a message both ways with `write` and checks that they agree: the wire form
+    /// is the message escaped (as serde_json escapes it), both count the message's bytes,
+    /// and unescaping the wire form gives the message back. Returns the message.
+    fn both(write: impl Fn(&mut Out<'_>) -> Result<(), Malformed>) -> Result<String, Malformed> {
+        let (mut plain, mut wire) = (String::from("<"), String::from("<"));
+        let mut p = Out::plain(&mut plain);
+        write(&mut p)?;
+        let p_raw = p.raw();
+        let mut w = Out::wire(&mut wire);
+        write(&mut w)?;
+        let w_raw = w.raw();
+        let (plain, wire) = (&plain[1..], &wire[1..]);
+        assert_eq!(p_raw, plain.len());
+        assert_eq!(w_raw, plain.len());
+        assert_eq!(wire, serde_wire(plain));
+        assert_eq!(unescape(wire), plain);
+        Ok(plain.to_owned())
+    }
+
     fn to_json(value: &[u8]) -> String {
-        let mut out = String::new();
-        json(value, &mut out).unwrap();
-        out
+        both(|out| json(value, out)).unwrap()
     }
 
     #[test]
@@ -280,12 +574,16 @@ mod tests {
 
     #[test]
     fn strings_escape_only_what_json_requires() {
-        let mut out = String::new();
-        string("日本語 \"q\" \\ \t\n\u{1}</a>&".as_bytes(), &mut out);
-        assert_eq!(out, r#""日本語 \"q\" \\ \t\n\u0001</a>&""#);
-        out.clear();
-        string(b"\xff\xfebad \xc3", &mut out);
-        assert_eq!(out, "\"\u{fffd}\u{fffd}bad \u{fffd}\"");
+        let out = both(|out| {
+            string("日本語 \"q\" \\ \t\n\u{1}</a>&".as_bytes(), out);
+            Ok(())
+        });
+        assert_eq!(out.unwrap(), r#""日本語 \"q\" \\ \t\n\u0001</a>&""#);
+        let out = both(|out| {
+            string(b"\xff\xfebad \xc3", out);
+            Ok(())
+        });
+        assert_eq!(out.unwrap(), "\"\u{fffd}\u{fffd}bad \u{fffd}\"");
     }
 
     #[test]
@@ -325,18 +623,19 @@ mod tests {
     #[test]
     fn truncated_input_is_an_error() {
         assert_eq!(
-            json(&[0x82, 0xa1, b'a'], &mut String::new()),
+            json(&[0x82, 0xa1, b'a'], &mut Out::wire(&mut String::new())),
             Err(Malformed::Truncated)
         );
     }
 
     #[test]
     fn log_key_values() {
-        let mut out = String::new();
-        value_message(&[0xa2, b'h', b'i'], &mut out).unwrap();
-        value_message(&[0x2a], &mut out).unwrap();
-        value_message(&[0x81, 0xa1, b'k', 0xc2], &mut out).unwrap();
-        assert_eq!(out, r#"hi42{"k":false}"#);
+        let out = both(|out| {
+            value_message(&[0xa2, b'h', b'i'], out)?;
+            value_message(&[0x2a], out)?;
+            value_message(&[0x81, 0xa1, b'k', 0xc2], out)
+        });
+        assert_eq!(out.unwrap(), r#"hi42{"k":false}"#);
         for (raw, want) in [
             (&b"a\n"[..], "a"),
             (b"a\r\n", "a"),
@@ -346,30 +645,67 @@ mod tests {
         ] {
             let mut v = vec![0xa0 | raw.len() as u8];
             v.extend_from_slice(raw);
-            let mut out = String::new();
-            value_message(&v, &mut out).unwrap();
-            assert_eq!(out, want, "{raw:?}");
+            assert_eq!(both(|out| value_message(&v, out)).unwrap(), want, "{raw:?}");
         }
     }
 
-    #[test]
-    fn pieces_lose_nothing_and_respect_characters() {
-        let m = format!("{}{}", "a".repeat(5), "日".repeat(5));
-        let p = pieces(&m, 7);
-        assert!(p.iter().all(|r| r.len() <= 7 && !r.is_empty()));
-        assert_eq!(p.iter().map(|r| &m[r.clone()]).collect::<String>(), m);
-        assert_eq!(pieces("", 10), Vec::<Range<usize>>::new());
-        assert_eq!(pieces("abc", 10), vec![0..3]);
+    /// The wire form of `message`, and its message bytes.
+    fn wire(message: &str) -> (String, usize) {
+        let mut w = String::new();
+        let mut out = Out::wire(&mut w);
+        text(message.as_bytes(), &mut out);
+        let raw = out.raw();
+        (w, raw)
     }
 
     #[test]
-    fn truncate_at_char_boundary() {
-        let mut m = String::from("ab");
-        m.push_str(&"é".repeat(20));
-        assert!(truncate(&mut m, 2, 20));
-        assert!(m.len() - 2 <= 20);
-        assert!(m.ends_with(TRUNCATED_SUFFIX));
-        let mut short = String::from("abc");
-        assert!(!truncate(&mut short, 0, 3));
+    fn pieces_lose_nothing_and_respect_characters_and_escapes() {
+        let m = format!(
+            "{}{}\"\n\u{1}{}",
+            "a".repeat(5),
+            "日".repeat(5),
+            "\\".repeat(7)
+        );
+        let (w, raw) = wire(&m);
+        assert_eq!(raw, m.len());
+        let p = pieces(&w, 7);
+        assert!(p.iter().all(|(r, n)| *n <= 7 && !r.is_empty()));
+        assert!(p.iter().all(|(r, n)| unescape(&w[r.clone()]).len() == *n));
+        let joined: String = p.iter().map(|(r, _)| unescape(&w[r.clone()])).collect();
+        assert_eq!(joined, m);
+        assert_eq!(pieces("", 10), Vec::new());
+        assert_eq!(pieces("abc", 10), vec![(0..3, 3)]);
+    }
+
+    #[test]
+    fn truncate_at_char_boundary_outside_escapes() {
+        let m = format!("ab{}", "é\"".repeat(20));
+        let (mut w, raw) = wire(&m);
+        let kept = truncate(&mut w, 2, raw - 2, 20).unwrap();
+        let message = unescape(&w[2..]);
+        assert_eq!(message.len(), kept);
+        assert!(kept <= 20 && message.ends_with(TRUNCATED_SUFFIX));
+        assert!(m[2..].starts_with(message.strip_suffix(TRUNCATED_SUFFIX).unwrap()));
+        let (mut short, raw) = wire("a\"c");
+        assert_eq!(truncate(&mut short, 0, raw, 3), None);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_string_agrees_in_both_forms(
+            s in proptest::collection::vec(proptest::num::u8::ANY, 0..80),
+            key in "[\\x00-\\x7f\"\\\\é日\u{fffd}𝄞]{0,40}",
+        ) {
+            // {key: s, "n": [s as bin]}
+            let mut v = vec![0x82, 0xd9, key.len() as u8];
+            v.extend_from_slice(key.as_bytes());
+            v.extend_from_slice(&[0xd9, s.len() as u8]);
+            v.extend_from_slice(&s);
+            v.extend_from_slice(&[0xa1, b'n', 0x91, 0xc4, s.len() as u8]);
+            v.extend_from_slice(&s);
+            to_json(&v);
+            both(|out| value_message(&v[v.len() - s.len() - 2..], out)).unwrap();
+            both(|out| { text(&s, out); Ok(()) }).unwrap();
+        }
     }
 }

@@ -390,7 +390,7 @@ impl Instance {
         } = target;
         let c = &self.counters;
         let delivered = batch.len() - rejected.count();
-        let bytes: usize = batch.iter().map(|e| e.message.len()).sum();
+        let bytes: usize = batch.iter().map(|e| e.size).sum();
         c.events.fetch_add(delivered as u64, Relaxed);
         c.bytes.fetch_add(bytes as u64, Relaxed);
         c.batches.fetch_add(1, Relaxed);

@@ -114,23 +114,25 @@ pub fn prepare_with(
         };
         p.report.records += 1;
         let start = p.messages.len();
+        let mut out = encode::Out::wire(&mut p.messages);
         let encoded = match &config.log_key {
-            None => encode::json(record.body, &mut p.messages),
+            None => encode::json(record.body, &mut out),
             Some(key) => match decode::lookup(record.body, key.as_bytes()) {
-                Some(value) => encode::value_message(value, &mut p.messages),
+                Some(value) => encode::value_message(value, &mut out),
                 None => {
                     p.report.missing_key += 1;
                     continue;
                 }
             },
         };
+        let size = out.raw();
         if encoded.is_err() {
             // Unreachable for a record the decoder accepted; counted rather than trusted.
             p.messages.truncate(start);
             *p.report.skipped.entry(Skip::NotAnEvent).or_default() += 1;
             continue;
         }
-        if p.messages.len() == start {
+        if size == 0 {
             p.report.empty += 1;
             continue;
         }
@@ -138,6 +140,7 @@ pub fn prepare_with(
         let fit = fit(
             &mut p.messages,
             start,
+            size,
             record.time.as_millis(),
             config.max_event_size,
             config.oversize_event,
@@ -293,36 +296,34 @@ fn failed(report: &mut Report, option: &str, t: &Template, f: &template::Failure
     }
 }
 
-/// Turns the message at `messages[start..]` into events of at most `max` bytes, by `policy`.
+/// Turns the message whose wire form is `messages[start..]` (`size` message bytes) into
+/// events of at most `max` message bytes, by `policy`.
 fn fit(
     messages: &mut String,
     start: usize,
+    size: usize,
     timestamp_ms: i64,
     max: usize,
     policy: Oversize,
     events: &mut Vec<Event>,
 ) -> Fit {
-    let event = |message| Event {
-        timestamp_ms,
-        message,
-    };
-    if messages.len() - start <= max {
-        events.push(event(start..messages.len()));
+    if size <= max {
+        events.push(Event::new(timestamp_ms, start..messages.len(), size));
         return Fit::Fits;
     }
     match policy {
         Oversize::Truncate => {
-            encode::truncate(messages, start, max);
-            events.push(event(start..messages.len()));
+            let size = encode::truncate(messages, start, size, max).unwrap_or(size);
+            events.push(Event::new(timestamp_ms, start..messages.len(), size));
             Fit::Truncated
         }
         Oversize::Split => {
-            let pieces = encode::pieces(&messages[start..], max);
+            let pieces = encode::pieces(messages.get(start..).unwrap_or_default(), max);
             let n = pieces.len();
             events.extend(
-                pieces
-                    .into_iter()
-                    .map(|r| event(start + r.start..start + r.end)),
+                pieces.into_iter().map(|(r, size)| {
+                    Event::new(timestamp_ms, start + r.start..start + r.end, size)
+                }),
             );
             Fit::Split(n)
         }
@@ -342,15 +343,16 @@ pub fn recut(
     max: usize,
     policy: Oversize,
 ) -> (String, Vec<Event>, Oversized) {
-    let mut out = String::with_capacity(batch.iter().map(|e| e.message.len().min(max)).sum());
+    let mut out = String::with_capacity(batch.iter().map(|e| e.message.len()).sum());
     let mut events = Vec::with_capacity(batch.len());
     let mut done = Oversized::default();
     for e in batch {
         let start = out.len();
-        out.push_str(&messages[e.message.clone()]);
+        out.push_str(messages.get(e.message.clone()).unwrap_or_default());
         done.add(fit(
             &mut out,
             start,
+            e.size,
             e.timestamp_ms,
             max,
             policy,
@@ -358,6 +360,15 @@ pub fn recut(
         ));
     }
     (out, events, done)
+}
+
+/// The messages of `events` (unescaped from their wire forms in `messages`), for tests and
+/// diagnostics.
+pub fn messages_of(messages: &str, events: &[Event]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| encode::unescape(messages.get(e.message.clone()).unwrap_or_default()))
+        .collect()
 }
 
 #[cfg(test)]
@@ -388,12 +399,8 @@ mod tests {
         v
     }
 
-    fn messages(p: &Prepared) -> Vec<&str> {
-        p.streams[0]
-            .1
-            .iter()
-            .map(|e| &p.messages[e.message.clone()])
-            .collect()
+    fn messages(p: &Prepared) -> Vec<String> {
+        messages_of(&p.messages, &p.streams[0].1)
     }
 
     #[test]
@@ -466,34 +473,33 @@ mod tests {
 
     #[test]
     fn recut_applies_the_policy_to_a_refused_batch() {
-        let messages = format!("{}{}", "a".repeat(300), "b");
-        let batch = [
-            Event {
-                timestamp_ms: 5,
-                message: 0..300,
-            },
-            Event {
-                timestamp_ms: 6,
-                message: 300..301,
-            },
-        ];
+        // 300 bytes of message (`a"` 150 times), 450 of wire form, then "b".
+        let messages = format!("{}{}", "a\\\"".repeat(150), "b");
+        let batch = [Event::new(5, 0..450, 300), Event::new(6, 450..451, 1)];
         let (m, events, done) = recut(&messages, &batch, 256, Oversize::Split);
         assert_eq!(done.split, 1);
-        let got: Vec<(&str, i64)> = events
-            .iter()
-            .map(|e| (&m[e.message.clone()], e.timestamp_ms))
+        let got: Vec<(String, usize, i64)> = messages_of(&m, &events)
+            .into_iter()
+            .zip(&events)
+            .map(|(text, e)| (text, e.size, e.timestamp_ms))
             .collect();
         assert_eq!(
             got,
             vec![
-                (&"a".repeat(256)[..], 5),
-                (&"a".repeat(44)[..], 5),
-                ("b", 6)
+                ("a\"".repeat(128), 256, 5),
+                ("a\"".repeat(22), 44, 5),
+                ("b".into(), 1, 6)
             ]
         );
         let (m, events, done) = recut(&messages, &batch, 256, Oversize::Truncate);
         assert_eq!(done.truncated, 1);
-        assert!(events.iter().all(|e| m[e.message.clone()].len() <= 256));
+        let texts = messages_of(&m, &events);
+        assert!(
+            events
+                .iter()
+                .zip(&texts)
+                .all(|(e, t)| e.size == t.len() && e.size <= 256)
+        );
     }
 
     #[test]

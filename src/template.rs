@@ -301,11 +301,11 @@ fn key_text(body: &[u8], path: &[String], out: &mut String) -> Result<(), Failur
     }
     match Reader::new(value).token() {
         Ok(Token::Str(s) | Token::Bin(s)) => {
-            encode::text(s, out);
+            encode::text(s, &mut encode::Out::plain(out));
             Ok(())
         }
         Ok(Token::Uint(_) | Token::Int(_) | Token::F32(_) | Token::F64(_) | Token::Bool(_)) => {
-            encode::json(value, out).map_err(|_| Failure::NotText(shown()))
+            encode::json(value, &mut encode::Out::plain(out)).map_err(|_| Failure::NotText(shown()))
         }
         _ => Err(Failure::NotText(shown())),
     }

@@ -68,7 +68,7 @@ fn log_len() -> usize {
     let mut w = Writer::new();
     record(&mut w, 0, 0);
     let p = flb_out_cloudwatch::prepare::prepare(&config(), TAG, &w.buf);
-    let unpadded = p.streams[0].1[0].message.len();
+    let unpadded = p.streams[0].1[0].size;
     log_line(0, 0).len() + MESSAGE_BYTES.saturating_sub(unpadded)
 }
 
@@ -105,6 +105,6 @@ pub fn message_bytes(chunk: &[u8]) -> usize {
     p.streams
         .iter()
         .flat_map(|(_, events)| events)
-        .map(|e| e.message.len())
+        .map(|e| e.size)
         .sum()
 }

@@ -54,9 +54,20 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("runtime")
 }
 
+/// The SDK's hyper 1.x client with rustls on ring, as the plugin builds it (moto is
+/// plain HTTP; TLS is never used here).
+fn http_client() -> aws_sdk_cloudwatchlogs::config::SharedHttpClient {
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https()
+}
+
 fn logs_client(url: &str, region: &str, creds: Credentials) -> Client {
     let conf = aws_sdk_cloudwatchlogs::Config::builder()
         .behavior_version(BehaviorVersion::latest())
+        .http_client(http_client())
         .region(Region::new(region.to_owned()))
         .endpoint_url(url)
         .credentials_provider(creds)
@@ -82,6 +93,7 @@ impl Account {
         let (creds, arn) = rt.block_on(async {
             let conf = aws_sdk_sts::Config::builder()
                 .behavior_version(BehaviorVersion::latest())
+                .http_client(http_client())
                 .region(Region::new(region.to_owned()))
                 .endpoint_url(url)
                 .credentials_provider(Credentials::new(

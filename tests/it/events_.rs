@@ -225,6 +225,7 @@ mod properties {
         MAX_MESSAGE_BYTES,
     };
     use flb_out_cloudwatch::config::{Config, Oversize, StreamName};
+    use flb_out_cloudwatch::encode::unescape;
     use flb_out_cloudwatch::prepare::prepare;
     use proptest::prelude::*;
 
@@ -240,11 +241,7 @@ mod properties {
             let batch = &sorted[b.clone()];
             assert!(!batch.is_empty() && batch.len() <= MAX_BATCH_EVENTS);
             assert!(
-                batch
-                    .iter()
-                    .map(|e| e.message.len() + EVENT_OVERHEAD)
-                    .sum::<usize>()
-                    <= MAX_BATCH_BYTES
+                batch.iter().map(|e| e.size + EVENT_OVERHEAD).sum::<usize>() <= MAX_BATCH_BYTES
             );
             assert!(
                 batch
@@ -276,7 +273,7 @@ mod properties {
             let mut events: Vec<Event> = input
                 .iter()
                 .enumerate()
-                .map(|(i, &(t, len))| Event { timestamp_ms: t, message: (i << 21)..(i << 21) + len })
+                .map(|(i, &(t, len))| Event::new(t, (i << 21)..(i << 21) + len, len))
                 .collect();
             let batches = batch::plan(&mut events);
             check_batches(&events, &batches);
@@ -310,9 +307,9 @@ mod properties {
                 let batches = batch::plan(events);
                 check_batches(events, &batches);
                 for e in events.iter() {
-                    let m = &p.messages[e.message.clone()];
-                    prop_assert!(!m.is_empty() && m.len() <= max);
-                    text.push_str(m);
+                    let m = unescape(&p.messages[e.message.clone()]);
+                    prop_assert!(!m.is_empty() && m.len() <= max && m.len() == e.size);
+                    text.push_str(&m);
                 }
             }
             let mut want: Vec<(u32, String)> = records

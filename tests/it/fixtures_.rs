@@ -1,7 +1,8 @@
 use crate::support::*;
 use flb_out_cloudwatch::batch;
 use flb_out_cloudwatch::config::{Config, StreamName};
-use flb_out_cloudwatch::prepare::prepare;
+use flb_out_cloudwatch::encode::unescape;
+use flb_out_cloudwatch::prepare::{messages_of, prepare};
 
 fn config() -> Config {
     Config::new(REGION, "/fixtures", StreamName::Prefix("fx-".into()))
@@ -28,7 +29,7 @@ fn every_fixture_prepares_exactly() {
                         .iter()
                         .map(|e| Expected {
                             timestamp: e.timestamp_ms,
-                            message: p.messages[e.message.clone()].to_owned(),
+                            message: unescape(&p.messages[e.message.clone()]),
                         })
                         .collect::<Vec<_>>()
                 })
@@ -48,11 +49,8 @@ fn every_fixture_prepares_exactly() {
 fn edge_cases_render_by_the_rules() {
     let chunk = fixture("v2-edge-cases.msgpack");
     let p = prepare(&config(), "t", &chunk);
-    let messages: Vec<&str> = p.streams[0]
-        .1
-        .iter()
-        .map(|e| &p.messages[e.message.clone()])
-        .collect();
+    let messages = messages_of(&p.messages, &p.streams[0].1);
+    let messages: Vec<&str> = messages.iter().map(String::as_str).collect();
     assert_eq!(
         messages[0],
         "{\"log\":\"日本語のログ ✓ \\\"quoted\\\" \\\\ back\\tslash\\n\",\"ctrl\":\"\\u0000\\u0001\\u001f\"}"
@@ -67,11 +65,7 @@ fn edge_cases_render_by_the_rules() {
     assert!(messages.contains(&r#"{"1":"integer key","log":"map with a non-string key"}"#));
     assert!(messages.contains(&"{}"));
     let otlp = prepare(&config(), "t", &fixture("v2-otlp-group-markers.msgpack"));
-    let otlp_messages: Vec<&str> = otlp.streams[0]
-        .1
-        .iter()
-        .map(|e| &otlp.messages[e.message.clone()])
-        .collect();
+    let otlp_messages = messages_of(&otlp.messages, &otlp.streams[0].1);
     assert_eq!(
         otlp_messages,
         vec![r#"{"log":"otel line 1"}"#, r#"{"log":"otel line 2"}"#]
