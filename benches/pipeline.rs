@@ -50,8 +50,8 @@ fn inputs() -> Vec<Input> {
 
 /// The SDK's way: each record's message as it is (JSON text, not escaped for the body),
 /// sorted and batched.
-fn plain(chunk: &[u8]) -> (String, Vec<Event>, Vec<std::ops::Range<usize>>) {
-    let mut messages = String::with_capacity(chunk.len());
+fn plain(chunk: &[u8]) -> (Vec<u8>, Vec<Event>, Vec<std::ops::Range<usize>>) {
+    let mut messages = Vec::with_capacity(chunk.len());
     let mut events = Vec::new();
     for item in decode::records(chunk) {
         if let Item::Record(r) = item {
@@ -76,13 +76,13 @@ fn planned(chunk: &[u8]) -> (Prepared, Vec<std::ops::Range<usize>>) {
 /// `InputLogEvent` (a `String`) per event, `deliver::put` clones them into the input, and
 /// the generated serialiser (`ser_put_log_events_input`, not public) writes them with
 /// `aws-smithy-json`, as here.
-fn sdk_body(destination: &Destination, messages: &str, batch: &[Event]) -> String {
+fn sdk_body(destination: &Destination, messages: &[u8], batch: &[Event]) -> String {
     let events = batch
         .iter()
         .map(|e| {
             InputLogEvent::builder()
                 .timestamp(e.timestamp_ms)
-                .message(&messages[e.message.clone()])
+                .message(std::str::from_utf8(&messages[e.message.clone()]).expect("UTF-8"))
                 .build()
                 .expect("timestamp and message set")
         })
@@ -114,7 +114,7 @@ fn sdk_body(destination: &Destination, messages: &str, batch: &[Event]) -> Strin
     out
 }
 
-fn one_pass_body(out: &mut String, destination: &Destination, messages: &str, batch: &[Event]) {
+fn one_pass_body(out: &mut Vec<u8>, destination: &Destination, messages: &[u8], batch: &[Event]) {
     out.clear();
     body::write(out, destination, messages, batch);
 }
@@ -164,7 +164,7 @@ fn bench_encode_json(c: &mut Criterion, inputs: &[Input]) {
             elements: bodies.len() as u64,
             bytes: common::message_bytes(&input.chunk) as u64,
         });
-        let mut out = String::with_capacity(input.chunk.len() * 2);
+        let mut out = Vec::with_capacity(input.chunk.len() * 2);
         g.bench_function(format!("message/{}", input.name), |b| {
             b.iter(|| {
                 out.clear();
@@ -200,9 +200,9 @@ fn bench_request_body(c: &mut Criterion, inputs: &[Input]) {
         let (plain_messages, plain_events, plain_batches) = plain(&input.chunk);
         let plain_events = &plain_events[plain_batches[0].clone()];
         let sdk = sdk_body(destination, &plain_messages, plain_events);
-        let mut ours = String::new();
+        let mut ours = Vec::new();
         one_pass_body(&mut ours, destination, &p.messages, events);
-        assert_eq!(sdk, ours, "the same bytes both ways");
+        assert_eq!(sdk.as_bytes(), ours, "the same bytes both ways");
         g.throughput(Throughput::ElementsAndBytes {
             elements: events.len() as u64,
             bytes: messages as u64,
@@ -215,7 +215,7 @@ fn bench_request_body(c: &mut Criterion, inputs: &[Input]) {
         });
         g.bench_function(format!("one_pass_fresh/{}", input.name), |b| {
             b.iter(|| {
-                let mut out = String::with_capacity(body::capacity(destination, events));
+                let mut out = Vec::with_capacity(body::capacity(destination, events));
                 body::write(&mut out, destination, &p.messages, black_box(events));
                 out
             })
@@ -247,7 +247,7 @@ fn bench_chunk_to_bodies(c: &mut Criterion, inputs: &[Input]) {
                 total
             })
         });
-        let mut out = String::new();
+        let mut out = Vec::new();
         g.bench_function(format!("one_pass/{}", input.name), |b| {
             b.iter(|| {
                 let mut p = prepare(&config, common::TAG, black_box(&input.chunk));

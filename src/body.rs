@@ -53,25 +53,35 @@ pub fn capacity(destination: &Destination, batch: &[Event]) -> usize {
 /// [{"timestamp":…,"message":…},…]}`. The messages are copied as they are: they were
 /// escaped when they were encoded. A range outside `messages` or off a character boundary
 /// (a bug of the caller) is written as an empty message rather than panicking.
-pub fn write(out: &mut String, destination: &Destination, messages: &str, batch: &[Event]) {
+pub fn write(out: &mut Vec<u8>, destination: &Destination, messages: &[u8], batch: &[Event]) {
     out.reserve(capacity(destination, batch));
-    out.push_str("{\"logGroupName\":\"");
+    out.extend_from_slice(b"{\"logGroupName\":\"");
     encode::escape_into(out, &destination.group);
-    out.push_str("\",\"logStreamName\":\"");
+    out.extend_from_slice(b"\",\"logStreamName\":\"");
     encode::escape_into(out, &destination.stream);
-    out.push_str("\",\"logEvents\":[");
+    out.extend_from_slice(b"\",\"logEvents\":[");
     let mut digits = itoa::Buffer::new();
     for (i, event) in batch.iter().enumerate() {
         if i > 0 {
-            out.push(',');
+            out.push(b',');
         }
-        out.push_str("{\"timestamp\":");
-        out.push_str(digits.format(event.timestamp_ms));
-        out.push_str(",\"message\":\"");
-        out.push_str(messages.get(event.message.clone()).unwrap_or_default());
-        out.push_str("\"}");
+        out.extend_from_slice(b"{\"timestamp\":");
+        out.extend_from_slice(digits.format(event.timestamp_ms).as_bytes());
+        out.extend_from_slice(b",\"message\":\"");
+        out.extend_from_slice(message(messages, event));
+        out.extend_from_slice(b"\"}");
     }
-    out.push_str("]}");
+    out.extend_from_slice(b"]}");
+}
+
+/// The wire form of `event`'s message, or nothing when its range is outside `messages` or
+/// does not start and end between characters.
+fn message<'a>(messages: &'a [u8], event: &Event) -> &'a [u8] {
+    let between = |at: usize| messages.get(at).is_none_or(|&b| !(0x80..0xc0).contains(&b));
+    match messages.get(event.message.clone()) {
+        Some(m) if between(event.message.start) && between(event.message.end) => m,
+        _ => &[],
+    }
 }
 
 /// One PutLogEvents call to `destination` whose request body is `body` (from [`write`],
@@ -145,8 +155,8 @@ mod tests {
 
     /// Messages laid end to end in one buffer in their wire forms, as `prepare` lays them,
     /// and their events.
-    fn events(messages: &[(i64, &str)]) -> (String, Vec<Event>) {
-        let mut buffer = String::new();
+    fn events(messages: &[(i64, &str)]) -> (Vec<u8>, Vec<Event>) {
+        let mut buffer = Vec::new();
         let mut events = Vec::new();
         for (t, m) in messages {
             let start = buffer.len();
@@ -181,9 +191,9 @@ mod tests {
     fn body_of(destination: &Destination, messages: &[(i64, String)]) -> Vec<u8> {
         let borrowed: Vec<(i64, &str)> = messages.iter().map(|(t, m)| (*t, m.as_str())).collect();
         let (buffer, events) = events(&borrowed);
-        let mut out = String::new();
+        let mut out = Vec::new();
         write(&mut out, destination, &buffer, &events);
-        out.into_bytes()
+        out
     }
 
     #[test]
@@ -263,14 +273,14 @@ mod tests {
     #[test]
     fn appends_and_survives_bad_ranges() {
         let (buffer, mut events) = events(&[(5, "é")]);
-        let mut out = String::from("keep");
+        let mut out = b"keep".to_vec();
         write(&mut out, &destination(), &buffer, &events);
-        assert!(out.starts_with("keep{"));
+        assert!(out.starts_with(b"keep{"));
         events[0].message = 1..2; // inside 'é'
         events.push(Event::new(6, 10..20, 10));
-        let mut out = String::new();
+        let mut out = Vec::new();
         write(&mut out, &destination(), &buffer, &events);
-        let v: Value = serde_json::from_str(&out).unwrap();
+        let v: Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v["logEvents"][0]["message"], "");
         assert_eq!(v["logEvents"][1]["message"], "");
     }
@@ -438,7 +448,7 @@ mod tests {
     #[test]
     fn capacity_covers_every_message() {
         let (buffer, events) = events(&[(1_795_550_400_000, "pl\"ain\n"), (1, "text")]);
-        let mut out = String::new();
+        let mut out = Vec::new();
         write(&mut out, &destination(), &buffer, &events);
         assert!(out.len() <= capacity(&destination(), &events) + 2); // 2: `"` in the stream
     }

@@ -183,14 +183,42 @@ impl<'a> Reader<'a> {
         let start = self.pos;
         let mut owed: u64 = 1;
         while owed > 0 {
-            owed -= 1;
-            match self.token()? {
-                Token::Array(n) => owed += u64::from(n),
-                Token::Map(n) => owed += 2 * u64::from(n),
-                _ => {}
-            }
+            owed = owed - 1 + self.skip_token()?;
         }
         Ok(&self.buf[start..self.pos])
+    }
+
+    /// Skips the next token without reading its value: returns the items that follow it
+    /// (a container's), 0 for a scalar. What [`Reader::token`] checks, this checks.
+    fn skip_token(&mut self) -> Result<u64, Malformed> {
+        let b = self.byte()?;
+        let (bytes, items) = match b {
+            0x00..=0x7f | 0xc0 | 0xc2 | 0xc3 | 0xe0..=0xff => (0, 0),
+            0x80..=0x8f => (0, 2 * u64::from(b & 0x0f)),
+            0x90..=0x9f => (0, u64::from(b & 0x0f)),
+            0xa0..=0xbf => (usize::from(b & 0x1f), 0),
+            0xc1 => return Err(Malformed::InvalidByte(b)),
+            0xc4 | 0xd9 => (self.len8()?, 0),
+            0xc5 | 0xda => (self.len16()?, 0),
+            0xc6 | 0xdb => (self.len32()?, 0),
+            0xc7 => (self.len8()?.saturating_add(1), 0),
+            0xc8 => (self.len16()?.saturating_add(1), 0),
+            0xc9 => (self.len32()?.saturating_add(1), 0),
+            0xcc | 0xd0 => (1, 0),
+            0xcd | 0xd1 | 0xd4 => (2, 0),
+            0xd5 => (3, 0),
+            0xca | 0xce | 0xd2 => (4, 0),
+            0xd6 => (5, 0),
+            0xcb | 0xcf | 0xd3 => (8, 0),
+            0xd7 => (9, 0),
+            0xd8 => (17, 0),
+            0xdc => (0, u64::from(u16::from_be_bytes(self.be()?))),
+            0xdd => (0, u64::from(u32::from_be_bytes(self.be()?))),
+            0xde => (0, 2 * u64::from(u16::from_be_bytes(self.be()?))),
+            0xdf => (0, 2 * u64::from(u32::from_be_bytes(self.be()?))),
+        };
+        self.take(bytes)?;
+        Ok(items)
     }
 }
 
@@ -541,5 +569,43 @@ mod tests {
         assert_eq!(lookup(&body, b"log"), Some(&[0xa1, b'y'][..]));
         assert_eq!(lookup(&body, b"a"), Some(&[0x91, 0x01][..]));
         assert_eq!(lookup(&body, b"zz"), None);
+    }
+
+    /// Skips by reading every token, as `skip_value` did before it had `skip_token`.
+    fn skip_by_tokens(buf: &[u8]) -> Result<usize, Malformed> {
+        let mut r = Reader::new(buf);
+        let mut owed: u64 = 1;
+        while owed > 0 {
+            owed -= 1;
+            match r.token()? {
+                Token::Array(n) => owed += u64::from(n),
+                Token::Map(n) => owed += 2 * u64::from(n),
+                _ => {}
+            }
+        }
+        Ok(r.position())
+    }
+
+    proptest::proptest! {
+        /// Any bytes (every first byte, lengths in and past the data): the same end or
+        /// the same error as reading every token.
+        #[test]
+        fn skipping_agrees_with_reading(buf in proptest::collection::vec(proptest::num::u8::ANY, 0..64)) {
+            let mut r = Reader::new(&buf);
+            let skipped = r.skip_value().map(|v| v.len());
+            proptest::prop_assert_eq!(skipped, skip_by_tokens(&buf));
+        }
+    }
+
+    #[test]
+    fn skipping_agrees_with_reading_for_every_first_byte() {
+        for b in 0..=255u8 {
+            for tail in [&[][..], &[0x00, 0x02, 0xa1, b'x', 0x01], &[0xff; 20]] {
+                let buf = [&[b][..], tail].concat();
+                let mut r = Reader::new(&buf);
+                let skipped = r.skip_value().map(|v| v.len());
+                assert_eq!(skipped, skip_by_tokens(&buf), "{buf:02x?}");
+            }
+        }
     }
 }

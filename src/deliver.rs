@@ -329,16 +329,15 @@ impl Deliverer {
         &self,
         budget: &Budget,
         destination: &Destination,
-        messages: &str,
+        messages: &[u8],
         batch: &[Event],
     ) -> Result<Rejected, AwsError> {
         // Each attempt writes its body (retries are rare): the messages, escaped when they
         // were encoded, copied into the bytes the SDK signs and sends; nothing per event.
         let put = async |client: Client| {
-            let mut body = String::with_capacity(body::capacity(destination, batch));
+            let mut body = Vec::with_capacity(body::capacity(destination, batch));
             body::write(&mut body, destination, messages, batch);
-            self.put(client, destination, body.into_bytes(), batch.len())
-                .await
+            self.put(client, destination, body, batch.len()).await
         };
         match self.with_retries(budget, put).await {
             Err(e) if e.kind == ErrorKind::NotFound && self.settings.auto_create_stream => {

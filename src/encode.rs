@@ -28,15 +28,18 @@ const EXT_TYPE_KEY: &str = "ext_type";
 const EXT_HEX_KEY: &str = "hex";
 
 /// Where message text is appended, and in which form. See the module's documentation.
+///
+/// The buffer is bytes, but what an `Out` appends is always valid UTF-8: strings are
+/// checked (only those with a non-ASCII byte need it) and invalid sequences replaced.
 pub struct Out<'a> {
-    buf: &'a mut String,
+    buf: &'a mut Vec<u8>,
     wire: bool,
     raw: usize,
 }
 
 impl<'a> Out<'a> {
     /// Appends messages to `buf` as they are.
-    pub fn plain(buf: &'a mut String) -> Self {
+    pub fn plain(buf: &'a mut Vec<u8>) -> Self {
         Out {
             buf,
             wire: false,
@@ -45,7 +48,7 @@ impl<'a> Out<'a> {
     }
 
     /// Appends messages to `buf` in their wire form (escaped for a JSON string literal).
-    pub fn wire(buf: &'a mut String) -> Self {
+    pub fn wire(buf: &'a mut Vec<u8>) -> Self {
         Out {
             buf,
             wire: true,
@@ -62,60 +65,112 @@ impl<'a> Out<'a> {
     fn ascii(&mut self, s: &str) {
         debug_assert!(!s.bytes().any(needs_escape));
         self.raw += s.len();
-        self.buf.push_str(s);
+        self.buf.extend_from_slice(s.as_bytes());
     }
 
-    fn char(&mut self, c: char) {
-        self.raw += c.len_utf8();
-        self.buf.push(c);
+    fn replacement(&mut self) {
+        const UTF8: &[u8] = "\u{fffd}".as_bytes();
+        self.raw += UTF8.len();
+        self.buf.extend_from_slice(UTF8);
     }
 
-    /// A `"` of the message's JSON.
+    /// One byte of JSON punctuation.
+    fn punct(&mut self, b: u8) {
+        self.raw += 1;
+        self.buf.push(b);
+    }
+
+    /// A `"` of the message's JSON. (Two branches of constant length: no call to copy.)
     fn quote(&mut self) {
         self.raw += 1;
-        self.buf.push_str(if self.wire { "\\\"" } else { "\"" });
-    }
-
-    /// Message text as it is (in the wire form, escaped once).
-    fn text(&mut self, s: &str) {
-        self.raw += s.len();
         if self.wire {
-            escape(self.buf, s, |buf, b| buf.push_str(once(b)));
+            self.buf.extend_from_slice(b"\\\"");
         } else {
-            self.buf.push_str(s);
+            self.buf.push(b'"');
         }
     }
 
-    /// `s` escaped as the inside of a JSON string of the message (in the wire form, that
-    /// escape escaped once more).
-    fn json_text(&mut self, s: &str) {
-        self.raw += s.len();
+    /// `bytes` as text (in the wire form, escaped once), invalid UTF-8 replaced.
+    fn text(&mut self, bytes: &[u8]) {
+        self.checked(bytes, Out::valid_text);
+    }
+
+    /// `bytes` escaped as the inside of a JSON string of the message (in the wire form,
+    /// that escape escaped once more), invalid UTF-8 replaced.
+    fn json_text(&mut self, bytes: &[u8]) {
+        self.checked(bytes, Out::valid_json_text);
+    }
+
+    /// Writes `bytes` with `write`, which returns whether it saw a non-ASCII byte; only
+    /// then is `bytes` checked for UTF-8, and if it is not, written again piece by piece
+    /// with U+FFFD for each invalid sequence.
+    fn checked(&mut self, bytes: &[u8], write: fn(&mut Self, &[u8]) -> bool) {
+        let (len, raw) = (self.buf.len(), self.raw);
+        if write(self, bytes) && std::str::from_utf8(bytes).is_err() {
+            self.buf.truncate(len);
+            self.raw = raw;
+            for chunk in bytes.utf8_chunks() {
+                write(self, chunk.valid().as_bytes());
+                if !chunk.invalid().is_empty() {
+                    self.replacement();
+                }
+            }
+        }
+    }
+
+    fn valid_text(&mut self, bytes: &[u8]) -> bool {
+        self.raw += bytes.len();
+        if self.wire {
+            escape(self.buf, bytes, |buf, b| buf.extend_from_slice(once(b)))
+        } else {
+            self.buf.extend_from_slice(bytes);
+            !bytes.is_ascii()
+        }
+    }
+
+    fn valid_json_text(&mut self, bytes: &[u8]) -> bool {
+        self.raw += bytes.len();
         let raw = &mut self.raw;
         if self.wire {
-            escape(self.buf, s, |buf, b| {
+            escape(self.buf, bytes, |buf, b| {
                 *raw += once(b).len() - 1;
-                buf.push_str(twice(b));
-            });
+                buf.extend_from_slice(twice(b));
+            })
         } else {
-            escape(self.buf, s, |buf, b| {
+            escape(self.buf, bytes, |buf, b| {
                 let e = once(b);
                 *raw += e.len() - 1;
-                buf.push_str(e);
-            });
+                buf.extend_from_slice(e);
+            })
         }
     }
 }
 
 /// Appends the JSON text of one complete MessagePack value.
 pub fn json(value: &[u8], out: &mut Out<'_>) -> Result<(), Malformed> {
-    json_in(value, out, false)
+    json_with(value, out, &mut Scratch::default())
+}
+
+/// Room for the stack of open containers, kept from one value to the next so that
+/// encoding a record allocates nothing.
+#[derive(Default)]
+pub struct Scratch(Vec<Frame>);
+
+/// [`json`], with the stack in `scratch`.
+pub fn json_with(value: &[u8], out: &mut Out<'_>, scratch: &mut Scratch) -> Result<(), Malformed> {
+    json_in(value, out, false, &mut scratch.0)
 }
 
 /// `in_key`: the value is itself a map key being rendered as text (see [`key`]).
-fn json_in(value: &[u8], out: &mut Out<'_>, in_key: bool) -> Result<(), Malformed> {
+/// `stack`: the open containers, innermost last.
+fn json_in(
+    value: &[u8],
+    out: &mut Out<'_>,
+    in_key: bool,
+    stack: &mut Vec<Frame>,
+) -> Result<(), Malformed> {
     let mut r = Reader::new(value);
-    // Open containers, innermost last.
-    let mut stack: Vec<Frame> = Vec::new();
+    stack.clear();
     loop {
         let as_key = stack.last().is_some_and(|f| f.map && f.written % 2 == 0);
         if let Some(top) = stack.last_mut() {
@@ -127,11 +182,11 @@ fn json_in(value: &[u8], out: &mut Out<'_>, in_key: bool) -> Result<(), Malforme
         } else {
             match r.token()? {
                 Token::Array(n) => {
-                    out.ascii("[");
+                    out.punct(b'[');
                     stack.push(Frame::new(u64::from(n), false));
                 }
                 Token::Map(n) => {
-                    out.ascii("{");
+                    out.punct(b'{');
                     stack.push(Frame::new(2 * u64::from(n), true));
                 }
                 scalar => scalar_json(scalar, out),
@@ -144,15 +199,15 @@ fn json_in(value: &[u8], out: &mut Out<'_>, in_key: bool) -> Result<(), Malforme
             };
             if top.left > 0 {
                 if top.written > 0 {
-                    out.ascii(if top.map && top.written % 2 == 1 {
-                        ":"
+                    out.punct(if top.map && top.written % 2 == 1 {
+                        b':'
                     } else {
-                        ","
+                        b','
                     });
                 }
                 break;
             }
-            out.ascii(if top.map { "}" } else { "]" });
+            out.punct(if top.map { b'}' } else { b']' });
             stack.pop();
         }
     }
@@ -180,15 +235,22 @@ impl Frame {
 /// only from hostile input) is written as `"[map]"` or `"[array]"`: that bounds the
 /// recursion here to one level.
 fn key(r: &mut Reader<'_>, out: &mut Out<'_>, in_key: bool) -> Result<(), Malformed> {
+    // The usual key, a string, is read once; anything else is read again whole.
+    let mut ahead = r.clone();
+    if let Token::Str(s) | Token::Bin(s) = ahead.token()? {
+        *r = ahead;
+        string(s, out);
+        return Ok(());
+    }
     let raw = r.skip_value()?;
     match Reader::new(raw).token()? {
         Token::Str(s) | Token::Bin(s) => string(s, out),
         Token::Map(_) if in_key => string(b"[map]", out),
         Token::Array(_) if in_key => string(b"[array]", out),
         _ => {
-            let mut text = String::new();
-            json_in(raw, &mut Out::plain(&mut text), true)?;
-            string(text.as_bytes(), out);
+            let mut text = Vec::new();
+            json_in(raw, &mut Out::plain(&mut text), true, &mut Vec::new())?;
+            string(&text, out);
         }
     }
     Ok(())
@@ -231,9 +293,10 @@ fn unreachable_container(out: &mut Out<'_>) {
 fn hex(data: &[u8], out: &mut Out<'_>) {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     for b in data {
-        out.char(char::from(DIGITS[usize::from(b >> 4)]));
-        out.char(char::from(DIGITS[usize::from(b & 0x0f)]));
+        out.buf.push(DIGITS[usize::from(b >> 4)]);
+        out.buf.push(DIGITS[usize::from(b & 0x0f)]);
     }
+    out.raw += 2 * data.len();
 }
 
 /// Appends `bytes` as a JSON string literal: invalid UTF-8 becomes U+FFFD, `"` `\` and
@@ -242,33 +305,13 @@ fn hex(data: &[u8], out: &mut Out<'_>) {
 /// and all non-ASCII) is written as it is.
 pub fn string(bytes: &[u8], out: &mut Out<'_>) {
     out.quote();
-    match std::str::from_utf8(bytes) {
-        Ok(s) => out.json_text(s),
-        Err(_) => {
-            for chunk in bytes.utf8_chunks() {
-                out.json_text(chunk.valid());
-                if !chunk.invalid().is_empty() {
-                    out.char(char::REPLACEMENT_CHARACTER);
-                }
-            }
-        }
-    }
+    out.json_text(bytes);
     out.quote();
 }
 
 /// Appends `bytes` as plain text, invalid UTF-8 replaced by U+FFFD.
 pub fn text(bytes: &[u8], out: &mut Out<'_>) {
-    match std::str::from_utf8(bytes) {
-        Ok(s) => out.text(s),
-        Err(_) => {
-            for chunk in bytes.utf8_chunks() {
-                out.text(chunk.valid());
-                if !chunk.invalid().is_empty() {
-                    out.char(char::REPLACEMENT_CHARACTER);
-                }
-            }
-        }
-    }
+    out.text(bytes);
 }
 
 /// The message of a `log_key` value: a string (or binary) as text without its one trailing
@@ -289,8 +332,8 @@ pub fn value_message(value: &[u8], out: &mut Out<'_>) -> Result<(), Malformed> {
 
 /// Appends `s` escaped for the inside of a JSON string literal (once), as `aws-smithy-json`
 /// escapes it.
-pub fn escape_into(buf: &mut String, s: &str) {
-    escape(buf, s, |buf, b| buf.push_str(once(b)));
+pub fn escape_into(buf: &mut Vec<u8>, s: &str) {
+    escape(buf, s.as_bytes(), |buf, b| buf.extend_from_slice(once(b)));
 }
 
 /// Whether a byte must be escaped inside a JSON string: `"`, `\` and control characters.
@@ -298,43 +341,75 @@ fn needs_escape(b: u8) -> bool {
     b < 0x20 || b == b'"' || b == b'\\'
 }
 
-/// Appends `s`, with `special` called (instead of copying) for each byte that
-/// [`needs_escape`]. Those are ASCII, so the plain runs between them are whole characters.
+/// Appends `bytes`, with `special` called (instead of copying) for each byte that
+/// [`needs_escape`]; returns whether any byte is not ASCII. The bytes that need escaping
+/// are ASCII, so the plain runs between them are whole characters of valid UTF-8.
 ///
 /// Eight bytes at a time: a word's bytes that need escaping are found at once (exactly, by
-/// bit arithmetic), and the plain runs between them are copied whole.
+/// bit arithmetic), and the plain runs between them are copied whole. The last word of a
+/// string of 8 bytes or more is its last 8 bytes (those already seen are masked off); a
+/// shorter string is one word padded with spaces.
 #[inline]
-fn escape(buf: &mut String, s: &str, mut special: impl FnMut(&mut String, u8)) {
-    let bytes = s.as_bytes();
+fn escape(buf: &mut Vec<u8>, bytes: &[u8], mut special: impl FnMut(&mut Vec<u8>, u8)) -> bool {
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    buf.reserve(bytes.len());
     // Bytes before `start` are written.
     let mut start = 0;
-    let mut i = 0;
-    buf.reserve(s.len());
-    while let Some(Ok(pair)) = bytes.get(i..i + 16).map(<[u8; 16]>::try_from) {
-        let (lo, hi) = pair.split_at(8);
-        let lo = to_escape(u64::from_le_bytes(lo.try_into().unwrap_or_default()));
-        let hi = to_escape(u64::from_le_bytes(hi.try_into().unwrap_or_default()));
-        for (base, mut found) in [(i, lo), (i + 8, hi)] {
-            while found != 0 {
-                let at = base + (found.trailing_zeros() / 8) as usize;
-                buf.push_str(s.get(start..at).unwrap_or_default());
-                special(buf, bytes.get(at).copied().unwrap_or_default());
-                start = at + 1;
-                found &= found - 1;
+    let mut seen = 0;
+    let mut base = 0;
+    let word_at = |at: usize| {
+        bytes
+            .get(at..at + 8)
+            .map_or(0, |w| u64::from_le_bytes(w.try_into().unwrap_or_default()))
+    };
+    while base + 8 <= bytes.len() {
+        let word = word_at(base);
+        seen |= word;
+        let found = to_escape(word);
+        if found != 0 {
+            emit(buf, bytes, &mut start, base, found, &mut special);
+        }
+        base += 8;
+    }
+    if base < bytes.len() {
+        let (word, from, done) = if bytes.len() >= 8 {
+            let from = bytes.len() - 8;
+            (word_at(from), from, base - from)
+        } else {
+            let mut word = u64::from_le_bytes([b' '; 8]);
+            for (i, &b) in bytes.iter().enumerate() {
+                word ^= u64::from(b ^ b' ') << (8 * i);
             }
-        }
-        i += 16;
-    }
-    for at in i..bytes.len() {
-        if let Some(&b) = bytes.get(at)
-            && needs_escape(b)
-        {
-            buf.push_str(s.get(start..at).unwrap_or_default());
-            special(buf, b);
-            start = at + 1;
+            (word, 0, 0)
+        };
+        seen |= word;
+        let found = to_escape(word) & (!0u64 << (8 * done));
+        if found != 0 {
+            emit(buf, bytes, &mut start, from, found, &mut special);
         }
     }
-    buf.push_str(s.get(start..).unwrap_or_default());
+    buf.extend_from_slice(bytes.get(start..).unwrap_or_default());
+    seen & HIGH != 0
+}
+
+/// For each byte of the word at `base` whose high bit is set in `found`: copies the plain
+/// run before it, then lets `special` write it.
+#[inline(always)]
+fn emit(
+    buf: &mut Vec<u8>,
+    bytes: &[u8],
+    start: &mut usize,
+    base: usize,
+    mut found: u64,
+    special: &mut impl FnMut(&mut Vec<u8>, u8),
+) {
+    while found != 0 {
+        let at = base + (found.trailing_zeros() / 8) as usize;
+        buf.extend_from_slice(bytes.get(*start..at).unwrap_or_default());
+        special(buf, bytes.get(at).copied().unwrap_or_default());
+        *start = at + 1;
+        found &= found - 1;
+    }
 }
 
 /// The high bit of each byte of `word` that is `"`, `\` or below 0x20, and no other bit.
@@ -351,34 +426,35 @@ fn to_escape(word: u64) -> u64 {
 }
 
 /// The escape of a byte that [`needs_escape`], inside a JSON string.
-fn once(b: u8) -> &'static str {
+fn once(b: u8) -> &'static [u8] {
     match b {
-        b'"' => "\\\"",
-        b'\\' => "\\\\",
-        b'\n' => "\\n",
-        b'\r' => "\\r",
-        b'\t' => "\\t",
-        0x08 => "\\b",
-        0x0c => "\\f",
-        _ => CONTROL.get(usize::from(b)).copied().unwrap_or_default(),
+        b'"' => b"\\\"",
+        b'\\' => b"\\\\",
+        b'\n' => b"\\n",
+        b'\r' => b"\\r",
+        b'\t' => b"\\t",
+        0x08 => b"\\b",
+        0x0c => b"\\f",
+        _ => CONTROL
+            .get(usize::from(b))
+            .map_or(&[][..], |e| e.as_bytes()),
     }
 }
 
 /// The escape of [`once`]'s escape: what a special byte of a string inside a JSON message
 /// becomes in the PutLogEvents body.
-fn twice(b: u8) -> &'static str {
+fn twice(b: u8) -> &'static [u8] {
     match b {
-        b'"' => "\\\\\\\"",
-        b'\\' => "\\\\\\\\",
-        b'\n' => "\\\\n",
-        b'\r' => "\\\\r",
-        b'\t' => "\\\\t",
-        0x08 => "\\\\b",
-        0x0c => "\\\\f",
+        b'"' => b"\\\\\\\"",
+        b'\\' => b"\\\\\\\\",
+        b'\n' => b"\\\\n",
+        b'\r' => b"\\\\r",
+        b'\t' => b"\\\\t",
+        0x08 => b"\\\\b",
+        0x0c => b"\\\\f",
         _ => CONTROL_TWICE
             .get(usize::from(b))
-            .copied()
-            .unwrap_or_default(),
+            .map_or(&[][..], |e| e.as_bytes()),
     }
 }
 
@@ -429,8 +505,8 @@ pub const TRUNCATED_SUFFIX: &str = "[Truncated...]";
 
 /// The longest start of the wire form `wire` whose message is at most `max` bytes, cut
 /// between characters (never inside an escape): its end in `wire`, and its message bytes.
-pub fn raw_prefix(wire: &str, max: usize) -> (usize, usize) {
-    let bytes = wire.as_bytes();
+pub fn raw_prefix(wire: &[u8], max: usize) -> (usize, usize) {
+    let bytes = wire;
     let (mut at, mut raw) = (0, 0);
     while let Some(&b) = bytes.get(at) {
         let (step, message) = match b {
@@ -453,21 +529,21 @@ pub fn raw_prefix(wire: &str, max: usize) -> (usize, usize) {
 /// Cuts the wire form `message[start..]` (of `raw` message bytes) so that its message is
 /// at most `max` bytes, at a character boundary, ending with [`TRUNCATED_SUFFIX`].
 /// Returns the message bytes left, or `None` when it already fit.
-pub fn truncate(message: &mut String, start: usize, raw: usize, max: usize) -> Option<usize> {
+pub fn truncate(message: &mut Vec<u8>, start: usize, raw: usize, max: usize) -> Option<usize> {
     if raw <= max {
         return None;
     }
     let keep = max.saturating_sub(TRUNCATED_SUFFIX.len());
     let (end, kept) = raw_prefix(message.get(start..).unwrap_or_default(), keep);
     message.truncate(start + end);
-    message.push_str(TRUNCATED_SUFFIX);
+    message.extend_from_slice(TRUNCATED_SUFFIX.as_bytes());
     Some(kept + TRUNCATED_SUFFIX.len())
 }
 
 /// Cuts the wire form `message` into consecutive pieces whose messages are at most `max`
 /// bytes, at character boundaries, losing nothing. Returns byte ranges of `message` with
 /// their message bytes. `max` must be at least 6 (one escaped character).
-pub fn pieces(message: &str, max: usize) -> Vec<(Range<usize>, usize)> {
+pub fn pieces(message: &[u8], max: usize) -> Vec<(Range<usize>, usize)> {
     let max = max.max(6);
     let mut out = Vec::new();
     let mut start = 0;
@@ -480,10 +556,12 @@ pub fn pieces(message: &str, max: usize) -> Vec<(Range<usize>, usize)> {
 }
 
 /// The message a wire form stands for (the inverse of writing it through [`Out::wire`]).
-/// An escape that is not one (never written by this module) is kept as it is.
-pub fn unescape(wire: &str) -> String {
+/// An escape that is not one (never written by this module) is kept as it is; invalid
+/// UTF-8 (never written either) is replaced.
+pub fn unescape(wire: &[u8]) -> String {
+    let wire = String::from_utf8_lossy(wire);
     let mut out = String::with_capacity(wire.len());
-    let mut rest = wire;
+    let mut rest = &*wire;
     while let Some(i) = rest.find('\\') {
         out.push_str(&rest[..i]);
         let escape = &rest[i..];
@@ -529,18 +607,19 @@ mod tests {
     /// is the message escaped (as serde_json escapes it), both count the message's bytes,
     /// and unescaping the wire form gives the message back. Returns the message.
     fn both(write: impl Fn(&mut Out<'_>) -> Result<(), Malformed>) -> Result<String, Malformed> {
-        let (mut plain, mut wire) = (String::from("<"), String::from("<"));
+        let (mut plain, mut wire) = (b"<".to_vec(), b"<".to_vec());
         let mut p = Out::plain(&mut plain);
         write(&mut p)?;
         let p_raw = p.raw();
         let mut w = Out::wire(&mut wire);
         write(&mut w)?;
         let w_raw = w.raw();
-        let (plain, wire) = (&plain[1..], &wire[1..]);
+        let plain = std::str::from_utf8(&plain[1..]).expect("valid UTF-8");
+        let wire = std::str::from_utf8(&wire[1..]).expect("valid UTF-8");
         assert_eq!(p_raw, plain.len());
         assert_eq!(w_raw, plain.len());
         assert_eq!(wire, serde_wire(plain));
-        assert_eq!(unescape(wire), plain);
+        assert_eq!(unescape(wire.as_bytes()), plain);
         Ok(plain.to_owned())
     }
 
@@ -623,7 +702,7 @@ mod tests {
     #[test]
     fn truncated_input_is_an_error() {
         assert_eq!(
-            json(&[0x82, 0xa1, b'a'], &mut Out::wire(&mut String::new())),
+            json(&[0x82, 0xa1, b'a'], &mut Out::wire(&mut Vec::new())),
             Err(Malformed::Truncated)
         );
     }
@@ -650,8 +729,8 @@ mod tests {
     }
 
     /// The wire form of `message`, and its message bytes.
-    fn wire(message: &str) -> (String, usize) {
-        let mut w = String::new();
+    fn wire(message: &str) -> (Vec<u8>, usize) {
+        let mut w = Vec::new();
         let mut out = Out::wire(&mut w);
         text(message.as_bytes(), &mut out);
         let raw = out.raw();
@@ -673,8 +752,8 @@ mod tests {
         assert!(p.iter().all(|(r, n)| unescape(&w[r.clone()]).len() == *n));
         let joined: String = p.iter().map(|(r, _)| unescape(&w[r.clone()])).collect();
         assert_eq!(joined, m);
-        assert_eq!(pieces("", 10), Vec::new());
-        assert_eq!(pieces("abc", 10), vec![(0..3, 3)]);
+        assert_eq!(pieces(b"", 10), Vec::new());
+        assert_eq!(pieces(b"abc", 10), vec![(0..3, 3)]);
     }
 
     #[test]

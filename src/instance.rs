@@ -262,7 +262,7 @@ impl Instance {
     async fn send_stream(
         &self,
         target: Target<'_>,
-        messages: &str,
+        messages: &[u8],
         events: &mut [Event],
         already: &HashSet<BatchKey>,
     ) -> StreamResult {
@@ -304,7 +304,7 @@ impl Instance {
     async fn send_batch(
         &self,
         target: Target<'_>,
-        messages: &str,
+        messages: &[u8],
         batch: &[Event],
         may_halve: bool,
     ) -> Result<(), AwsError> {
@@ -356,7 +356,7 @@ impl Instance {
     async fn resend_smaller(
         &self,
         target: Target<'_>,
-        messages: &str,
+        messages: &[u8],
         batch: &[Event],
         refusal: &AwsError,
     ) -> Result<(), AwsError> {

@@ -22,7 +22,8 @@ const MAX_FAILURES: usize = 16;
 /// A chunk made ready to send: every message in one buffer, events grouped by stream.
 #[derive(Debug, Default)]
 pub struct Prepared {
-    pub messages: String,
+    /// Every message's wire form, end to end (valid UTF-8).
+    pub messages: Vec<u8>,
     pub streams: Vec<(Destination, Vec<Event>)>,
     pub report: Report,
 }
@@ -94,10 +95,11 @@ pub fn prepare_with(
     uuid: &str,
 ) -> Prepared {
     let mut p = Prepared {
-        messages: String::with_capacity(chunk.len() + chunk.len() / 4),
+        messages: Vec::with_capacity(chunk.len() + chunk.len() / 4),
         ..Prepared::default()
     };
     let mut router = Router::new(config, tag, ecs, uuid);
+    let mut scratch = encode::Scratch::default();
     // Events per destination, in the order destinations first appear.
     let mut streams: Vec<(Destination, Vec<Event>)> = Vec::new();
     for item in decode::records(chunk) {
@@ -116,7 +118,7 @@ pub fn prepare_with(
         let start = p.messages.len();
         let mut out = encode::Out::wire(&mut p.messages);
         let encoded = match &config.log_key {
-            None => encode::json(record.body, &mut out),
+            None => encode::json_with(record.body, &mut out, &mut scratch),
             Some(key) => match decode::lookup(record.body, key.as_bytes()) {
                 Some(value) => encode::value_message(value, &mut out),
                 None => {
@@ -299,7 +301,7 @@ fn failed(report: &mut Report, option: &str, t: &Template, f: &template::Failure
 /// Turns the message whose wire form is `messages[start..]` (`size` message bytes) into
 /// events of at most `max` message bytes, by `policy`.
 fn fit(
-    messages: &mut String,
+    messages: &mut Vec<u8>,
     start: usize,
     size: usize,
     timestamp_ms: i64,
@@ -338,17 +340,17 @@ fn fit(
 /// bytes, by the same policy. Returns the new message buffer, its events (in the batch's
 /// order) and what was done.
 pub fn recut(
-    messages: &str,
+    messages: &[u8],
     batch: &[Event],
     max: usize,
     policy: Oversize,
-) -> (String, Vec<Event>, Oversized) {
-    let mut out = String::with_capacity(batch.iter().map(|e| e.message.len()).sum());
+) -> (Vec<u8>, Vec<Event>, Oversized) {
+    let mut out = Vec::with_capacity(batch.iter().map(|e| e.message.len()).sum());
     let mut events = Vec::with_capacity(batch.len());
     let mut done = Oversized::default();
     for e in batch {
         let start = out.len();
-        out.push_str(messages.get(e.message.clone()).unwrap_or_default());
+        out.extend_from_slice(messages.get(e.message.clone()).unwrap_or_default());
         done.add(fit(
             &mut out,
             start,
@@ -364,7 +366,7 @@ pub fn recut(
 
 /// The messages of `events` (unescaped from their wire forms in `messages`), for tests and
 /// diagnostics.
-pub fn messages_of(messages: &str, events: &[Event]) -> Vec<String> {
+pub fn messages_of(messages: &[u8], events: &[Event]) -> Vec<String> {
     events
         .iter()
         .map(|e| encode::unescape(messages.get(e.message.clone()).unwrap_or_default()))
@@ -460,7 +462,7 @@ mod tests {
         let p = prepare(&sized(Oversize::Drop), "t", &chunk);
         assert_eq!(p.report.oversize.dropped, 1);
         assert_eq!(messages(&p), vec!["x"]);
-        assert!(!p.messages.contains('é'));
+        assert!(!String::from_utf8(p.messages).unwrap().contains('é'));
     }
 
     #[test]
@@ -474,7 +476,7 @@ mod tests {
     #[test]
     fn recut_applies_the_policy_to_a_refused_batch() {
         // 300 bytes of message (`a"` 150 times), 450 of wire form, then "b".
-        let messages = format!("{}{}", "a\\\"".repeat(150), "b");
+        let messages = format!("{}{}", "a\\\"".repeat(150), "b").into_bytes();
         let batch = [Event::new(5, 0..450, 300), Event::new(6, 450..451, 1)];
         let (m, events, done) = recut(&messages, &batch, 256, Oversize::Split);
         assert_eq!(done.split, 1);

@@ -301,11 +301,17 @@ fn key_text(body: &[u8], path: &[String], out: &mut String) -> Result<(), Failur
     }
     match Reader::new(value).token() {
         Ok(Token::Str(s) | Token::Bin(s)) => {
-            encode::text(s, &mut encode::Out::plain(out));
+            let mut text = Vec::new();
+            encode::text(s, &mut encode::Out::plain(&mut text));
+            out.push_str(&String::from_utf8_lossy(&text));
             Ok(())
         }
         Ok(Token::Uint(_) | Token::Int(_) | Token::F32(_) | Token::F64(_) | Token::Bool(_)) => {
-            encode::json(value, &mut encode::Out::plain(out)).map_err(|_| Failure::NotText(shown()))
+            let mut text = Vec::new();
+            encode::json(value, &mut encode::Out::plain(&mut text))
+                .map_err(|_| Failure::NotText(shown()))?;
+            out.push_str(&String::from_utf8_lossy(&text));
+            Ok(())
         }
         _ => Err(Failure::NotText(shown())),
     }
