@@ -26,7 +26,7 @@ ARG AMAZON_LINUX_IMAGE=public.ecr.aws/amazonlinux/amazonlinux:2.0.20240916.0
 FROM rust:1.95-bookworm AS toolchain
 
 FROM ${AMAZON_LINUX_IMAGE} AS build
-# gcc links Rust's output and compiles the C parts of the TLS stack (aws-lc, ring); binutils
+# gcc links Rust's output and compiles the C and assembly of the TLS crypto (ring); binutils
 # (with gcc) strips the results. Versions are the pinned Amazon Linux release's.
 # hadolint ignore=DL3033
 RUN yum install -y gcc \

@@ -362,6 +362,17 @@ fn escape(buf: &mut Vec<u8>, bytes: &[u8], mut special: impl FnMut(&mut Vec<u8>,
             .get(at..at + 8)
             .map_or(0, |w| u64::from_le_bytes(w.try_into().unwrap_or_default()))
     };
+    // Two words per step while there are two: one test for both in the common case.
+    while base + 16 <= bytes.len() {
+        let (lo, hi) = (word_at(base), word_at(base + 8));
+        seen |= lo | hi;
+        let (found_lo, found_hi) = (to_escape(lo), to_escape(hi));
+        if found_lo | found_hi != 0 {
+            emit(buf, bytes, &mut start, base, found_lo, &mut special);
+            emit(buf, bytes, &mut start, base + 8, found_hi, &mut special);
+        }
+        base += 16;
+    }
     while base + 8 <= bytes.len() {
         let word = word_at(base);
         seen |= word;
