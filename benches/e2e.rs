@@ -25,10 +25,10 @@
 //!   at once (Fluent Bit's `workers`). CPU = getrusage(RUSAGE_SELF) user + sys across the
 //!   flushes: every thread of the process is the plugin's or the host's (the host's only
 //!   wait, and spawn one small thread per flush). The first chunk is flushed alone and its
-//!   CPU also shown apart: it pays what happens once per process (TLS handshake, aws-lc's
-//!   entropy pool, CreateLogStream). Memory = VmRSS after Init and VmHWM at the end, each
-//!   minus VmRSS before the library was loaded (the peak is reset first through
-//!   `/proc/self/clear_refs`), so the chunks themselves are not counted.
+//!   CPU also shown apart: it pays what happens once per process (TLS handshake, the
+//!   crypto library's random generator, CreateLogStream). Memory = VmRSS after Init and
+//!   VmHWM at the end, each minus VmRSS before the library was loaded (the peak is reset
+//!   first through `/proc/self/clear_refs`), so the chunks themselves are not counted.
 //!
 //! `E2E_RUNNER_PREFIX` wraps the plugin's process (e.g. `valgrind --tool=callgrind`), for
 //! profiling. Nothing here leaves loopback.
@@ -348,7 +348,7 @@ fn run(args: &[String]) {
     let init_rss = vm_kb("VmRSS");
 
     // The first chunk alone: it pays for what happens once per process (the TLS
-    // connection, aws-lc's entropy pool, the stream's creation), reported apart.
+    // connection, the random generator's seeding, the stream's creation), reported apart.
     let not_ok = AtomicU64::new(0);
     let start = Instant::now();
     if let Some((chunk, _)) = chunks.first()
