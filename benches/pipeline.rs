@@ -165,26 +165,22 @@ fn bench_encode_json(c: &mut Criterion, inputs: &[Input]) {
             bytes: common::message_bytes(&input.chunk) as u64,
         });
         let mut out = Vec::with_capacity(input.chunk.len() * 2);
-        g.bench_function(format!("message/{}", input.name), |b| {
-            b.iter(|| {
-                out.clear();
-                let mut o = encode::Out::plain(&mut out);
-                for body in &bodies {
-                    let _ = encode::json(black_box(body), &mut o);
-                }
-                o.raw()
-            })
-        });
-        g.bench_function(format!("wire/{}", input.name), |b| {
-            b.iter(|| {
-                out.clear();
-                let mut o = encode::Out::wire(&mut out);
-                for body in &bodies {
-                    let _ = encode::json(black_box(body), &mut o);
-                }
-                o.raw()
-            })
-        });
+        for (form, wire) in [("message", false), ("wire", true)] {
+            g.bench_function(format!("{form}/{}", input.name), |b| {
+                b.iter(|| {
+                    out.clear();
+                    let mut o = if wire {
+                        encode::Out::wire(&mut out)
+                    } else {
+                        encode::Out::plain(&mut out)
+                    };
+                    for body in &bodies {
+                        let _ = encode::json(black_box(body), &mut o);
+                    }
+                    o.raw()
+                })
+            });
+        }
     }
     g.finish();
 }

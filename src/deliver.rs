@@ -335,7 +335,7 @@ impl Deliverer {
         // Each attempt writes its body (retries are rare): the messages, escaped when they
         // were encoded, copied into the bytes the SDK signs and sends; nothing per event.
         let put = async |client: Client| {
-            let mut body = Vec::with_capacity(body::capacity(destination, batch));
+            let mut body = Vec::new(); // `write` reserves what the body needs
             body::write(&mut body, destination, messages, batch);
             self.put(client, destination, body, batch.len()).await
         };

@@ -373,7 +373,8 @@ fn escape(buf: &mut Vec<u8>, bytes: &[u8], mut special: impl FnMut(&mut Vec<u8>,
         }
         base += 16;
     }
-    while base + 8 <= bytes.len() {
+    // At most one whole word is left.
+    if base + 8 <= bytes.len() {
         let word = word_at(base);
         seen |= word;
         let found = to_escape(word);

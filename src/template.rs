@@ -301,9 +301,7 @@ fn key_text(body: &[u8], path: &[String], out: &mut String) -> Result<(), Failur
     }
     match Reader::new(value).token() {
         Ok(Token::Str(s) | Token::Bin(s)) => {
-            let mut text = Vec::new();
-            encode::text(s, &mut encode::Out::plain(&mut text));
-            out.push_str(&String::from_utf8_lossy(&text));
+            out.push_str(&String::from_utf8_lossy(s));
             Ok(())
         }
         Ok(Token::Uint(_) | Token::Int(_) | Token::F32(_) | Token::F64(_) | Token::Bool(_)) => {
