@@ -4,11 +4,13 @@
 //! Each export checks its pointers, catches any unwind and maps it to a return code, and
 //! calls one safe function. The flush runs on Fluent Bit's coroutine stack (24 KiB on
 //! v1.9.10, no guard page), so [`FLBPluginFlushCtx`] only hands the chunk to a thread of
-//! ours and waits: see [`offload`].
+//! ours and waits: see [`offload`]. Nothing borrowed from the host outlives the call that
+//! lent it: the thread gets a copy of the chunk and tag, and a counted handle on the
+//! instance.
 
 use std::ffi::{CStr, CString, c_char, c_int, c_void};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 
 use crate::instance::{Instance, Outcome};
 
@@ -76,28 +78,25 @@ fn guard(fallback: c_int, f: impl FnOnce() -> c_int) -> c_int {
     catch_unwind(AssertUnwindSafe(f)).unwrap_or(fallback)
 }
 
-/// Runs `work` on a blocking-pool thread of the plugin's runtime and waits for its result.
-/// `None` if it panicked or could not run.
+/// The stack of the thread a flush runs on: decoding, encoding and the AWS SDK's frames.
+const FLUSH_STACK: usize = 2 << 20;
+
+/// Runs `work` on a new thread of ours and waits for its result. `None` if it panicked, or
+/// if no thread could be started (a pids limit, `EAGAIN`): then nothing runs later either.
 ///
-/// Only a boxed closure (a few words) and a channel live on the calling stack: the big
-/// frames of decoding, encoding and the AWS SDK all live on the worker's 2 MiB stack.
-fn offload<'a, R: Send + 'static>(
-    runtime: &tokio::runtime::Handle,
-    work: impl FnOnce() -> R + Send + 'a,
-) -> Option<R> {
+/// `work` owns everything it uses (`'static`): whatever happens to this call, the thread
+/// never reads memory the host lent. Only a boxed closure and a channel live on the
+/// calling stack, which may be Fluent Bit's small coroutine stack.
+fn offload<R: Send + 'static>(work: impl FnOnce() -> R + Send + 'static) -> Option<R> {
     let (tx, rx) = mpsc::sync_channel(1);
-    let job: Box<dyn FnOnce() + Send + 'a> = Box::new(move || {
-        let _ = tx.send(work());
-    });
-    // SAFETY: `job` borrows data that lives for 'a (the chunk and tag, valid until the
-    // exported flush returns, and the instance). We do not return before the job is done
-    // with them: `rx.recv()` returns only once `tx` has sent (after `work` returned and
-    // gave up its borrows) or once `tx` was dropped, which happens when the job finishes,
-    // unwinds from a panic, or is dropped unrun by a runtime that is shutting down — in
-    // every case after the borrowed data can no longer be reached. Extending the lifetime
-    // to 'static is what lets the runtime accept the job; the wait makes it true.
-    let job: Box<dyn FnOnce() + Send + 'static> = unsafe { std::mem::transmute(job) };
-    drop(runtime.spawn_blocking(job));
+    std::thread::Builder::new()
+        .name("flb-cw-flush".into())
+        .stack_size(FLUSH_STACK)
+        .spawn(move || {
+            let _ = tx.send(work());
+        })
+        .ok()?;
+    // The thread is detached; it ends right after sending (or unwinding, which drops `tx`).
     rx.recv().ok()
 }
 
@@ -171,7 +170,7 @@ pub unsafe extern "C" fn FLBPluginInit(plugin: *mut c_void) -> c_int {
         };
         match Instance::start(get) {
             Some(instance) => {
-                context.remote_context = Box::into_raw(Box::new(instance)).cast();
+                context.remote_context = Arc::into_raw(Arc::new(instance)).cast_mut().cast();
                 1
             }
             None => 0,
@@ -195,9 +194,15 @@ pub unsafe extern "C" fn FLBPluginFlushCtx(
     tag: *const c_char,
 ) -> c_int {
     guard(FLB_RETRY, || {
-        // SAFETY: per the contract above.
-        let Some(instance) = (unsafe { remote_ctx.cast::<Instance>().as_ref() }) else {
+        if remote_ctx.is_null() {
             return FLB_ERROR;
+        }
+        // SAFETY: per the contract above, `remote_ctx` came from Arc::into_raw in Init and
+        // that reference is still held (ExitCtx has not run): we take one more for the
+        // flush's thread.
+        let instance = unsafe {
+            Arc::increment_strong_count(remote_ctx.cast::<Instance>().cast_const());
+            Arc::from_raw(remote_ctx.cast::<Instance>().cast_const())
         };
         let Ok(length) = usize::try_from(length) else {
             return FLB_ERROR;
@@ -214,12 +219,14 @@ pub unsafe extern "C" fn FLBPluginFlushCtx(
             // SAFETY: NUL-terminated and valid until we return.
             unsafe { CStr::from_ptr(tag) }.to_bytes()
         };
-        flush_code(offload(instance.runtime(), || instance.flush(tag, chunk)))
+        // Owned copies: a chunk is copied in microseconds, next to the request it becomes.
+        let (tag, chunk) = (tag.to_vec(), chunk.to_vec());
+        flush_code(offload(move || instance.flush(&tag, &chunk)))
     })
 }
 
 /// Called once per instance at shutdown: logs its totals and frees it; the last instance
-/// stops the plugin's threads.
+/// stops the plugin's threads (after any flush thread let go of the instance).
 ///
 /// # Safety
 /// `remote_ctx` is NULL or what `FLBPluginInit` stored; no flush of it runs or follows.
@@ -229,9 +236,11 @@ pub unsafe extern "C" fn FLBPluginExitCtx(remote_ctx: *mut c_void) -> c_int {
         if remote_ctx.is_null() {
             return FLB_OK;
         }
-        // SAFETY: made by Box::into_raw in Init; the host passes it to ExitCtx once.
-        let instance = unsafe { Box::from_raw(remote_ctx.cast::<Instance>()) };
+        // SAFETY: made by Arc::into_raw in Init; the host passes it to ExitCtx once.
+        let instance = unsafe { Arc::from_raw(remote_ctx.cast::<Instance>().cast_const()) };
         instance.exit();
+        drop(instance);
+        crate::runtime::release();
         FLB_OK
     })
 }
@@ -255,16 +264,10 @@ mod tests {
 
     #[test]
     fn offload_returns_the_result_or_none_after_a_panic() {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .build()
-            .unwrap();
-        let borrowed = [1u8, 2, 3];
-        let sum = offload(rt.handle(), || {
-            borrowed.iter().map(|&b| u32::from(b)).sum::<u32>()
-        });
+        let owned = [1u8, 2, 3];
+        let sum = offload(move || owned.iter().map(|&b| u32::from(b)).sum::<u32>());
         assert_eq!(sum, Some(6));
-        let none: Option<u32> = offload(rt.handle(), || panic!("boom"));
+        let none: Option<u32> = offload(|| panic!("boom"));
         assert_eq!(none, None);
         assert_eq!(flush_code(none.map(|_| Outcome::Ok)), FLB_RETRY);
     }

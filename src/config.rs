@@ -27,6 +27,7 @@ pub const OPTION_NAMES: &[&str] = &[
     "oversize_event",
     "auto_retry_requests",
     "retry_timeout",
+    "throttle_timeout",
     "max_concurrent_requests",
     "default_log_group_name",
     "default_log_stream_name",
@@ -60,6 +61,9 @@ pub const RETENTION_DAYS: &[i32] = &[
 /// `retry_timeout` default: how long a flush may keep retrying transient failures.
 pub const DEFAULT_RETRY_TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_RETRY_TIMEOUT: Duration = Duration::from_secs(300);
+/// `throttle_timeout` default: how long a flush keeps a chunk whose calls CloudWatch
+/// throttles (a fleet starting at once shares account-wide quotas for a minute or so).
+pub const DEFAULT_THROTTLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// `max_concurrent_requests` default: AWS calls in flight per instance.
 pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 8;
 const MAX_CONCURRENT_REQUESTS: usize = 256;
@@ -186,6 +190,8 @@ pub struct Config {
     pub auto_retry_requests: bool,
     /// How long a flush keeps retrying before answering `FLB_RETRY`.
     pub retry_timeout: Duration,
+    /// How long a flush keeps retrying throttled calls (at least `retry_timeout`).
+    pub throttle_timeout: Duration,
     /// AWS calls of this instance in flight at once.
     pub max_concurrent_requests: usize,
 }
@@ -271,6 +277,7 @@ impl Config {
             oversize_event: Oversize::Truncate,
             auto_retry_requests: true,
             retry_timeout: DEFAULT_RETRY_TIMEOUT,
+            throttle_timeout: DEFAULT_THROTTLE_TIMEOUT,
             max_concurrent_requests: DEFAULT_MAX_CONCURRENT_REQUESTS,
         }
     }
@@ -405,9 +412,13 @@ impl Config {
                 .unwrap_or(Oversize::Truncate),
             auto_retry_requests: boolean("auto_retry_requests", get("auto_retry_requests"), true)?,
             retry_timeout: get("retry_timeout")
-                .map(|v| retry_timeout(&v))
+                .map(|v| duration("retry_timeout", &v))
                 .transpose()?
                 .unwrap_or(DEFAULT_RETRY_TIMEOUT),
+            throttle_timeout: get("throttle_timeout")
+                .map(|v| duration("throttle_timeout", &v))
+                .transpose()?
+                .unwrap_or(DEFAULT_THROTTLE_TIMEOUT),
             max_concurrent_requests: get("max_concurrent_requests")
                 .map(|v| max_concurrent_requests(&v))
                 .transpose()?
@@ -571,7 +582,7 @@ fn max_event_size(v: &str) -> Result<usize, OptionError> {
 }
 
 /// Seconds (`5`), or with a unit as Fluent Bit writes durations: `500ms`, `5s`, `1m`.
-fn retry_timeout(v: &str) -> Result<Duration, OptionError> {
+fn duration(option: &'static str, v: &str) -> Result<Duration, OptionError> {
     let t = v.trim().to_ascii_lowercase();
     let (number, unit_ms) = if let Some(n) = t.strip_suffix("ms") {
         (n, 1)
@@ -587,7 +598,7 @@ fn retry_timeout(v: &str) -> Result<Duration, OptionError> {
             Ok(Duration::from_millis(n * unit_ms))
         }
         _ => Err(invalid(
-            "retry_timeout",
+            option,
             v,
             "expected a duration from 0 to 300 seconds: 5, 5s, 500ms or 1m",
         )),

@@ -9,9 +9,18 @@
 //! the SDK's identity cache keeps the temporary credentials and refreshes them before they
 //! expire. STS and CloudWatch Logs calls honour `HTTPS_PROXY`/`HTTP_PROXY`/`NO_PROXY` (the
 //! SDK's client reads them). Nothing here touches the network: credentials resolve on first
-//! use. Nothing here logs a secret.
+//! use.
+//!
+//! Fetching is paced ([`Pace`]): after a failed fetch the next one waits 5 s, then 10, 20,
+//! 40 and at most 60 s, however many calls need credentials meanwhile, so a fleet whose
+//! trust policy is broken does not storm STS. A fetch has its own time limit (the identity
+//! cache's 5 s) and its own error.
+//!
+//! Nothing here logs a secret: container-credentials URLs (their path is a bearer
+//! capability) are shown without their path.
 
-use std::time::{Duration, SystemTime};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant, SystemTime};
 
 use aws_config::retry::RetryConfig;
 use aws_config::{
@@ -28,22 +37,23 @@ use aws_smithy_http_client::{ConnectorBuilder, tls};
 use crate::config::Config;
 use crate::http;
 
-/// Bounds on one call, so a flush never hangs on a dead connection. (Retries are the
-/// plugin's own: see `retry.rs`; the SDK's are off.)
+/// A connection that cannot be made in this time is dead (nothing was sent: safe to try
+/// again). An answer is awaited until the flush's deadline instead (see `deliver.rs`): slow
+/// is not dead. (Retries are the plugin's own: see `retry.rs`; the SDK's are off.)
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
+/// STS's answer to AssumeRole, within the identity cache's own 5-second limit on a fetch.
+const STS_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long `credentials_endpoint` may take to answer.
 const ENDPOINT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// STS's limit on a role session name.
 const MAX_SESSION_NAME: usize = 64;
 
-/// The SDK configuration every client of this instance is built from.
-pub async fn sdk_config(config: &Config) -> SdkConfig {
+/// The SDK configuration every client of this instance is built from; credentials are
+/// fetched no more often than `pace` allows.
+pub async fn sdk_config(config: &Config, pace: Pace) -> SdkConfig {
     let timeouts = TimeoutConfig::builder()
         .connect_timeout(CONNECT_TIMEOUT)
-        .operation_attempt_timeout(ATTEMPT_TIMEOUT)
-        .operation_timeout(ATTEMPT_TIMEOUT)
         .build();
     let creds = &config.credentials;
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
@@ -75,12 +85,24 @@ pub async fn sdk_config(config: &Config) -> SdkConfig {
     }
     let base = loader.load().await;
     let Some(role_arn) = &config.role_arn else {
-        return base;
+        let Some(provider) = base.credentials_provider() else {
+            return base;
+        };
+        return base
+            .into_builder()
+            .credentials_provider(SharedCredentialsProvider::new(Paced { provider, pace }))
+            .build();
     };
-    let sts_config = match &config.sts_endpoint {
-        Some(url) => base.to_builder().endpoint_url(url).build(),
-        None => base.clone(),
-    };
+    let mut sts_config = base.to_builder().timeout_config(
+        TimeoutConfig::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .operation_timeout(STS_TIMEOUT)
+            .build(),
+    );
+    if let Some(url) = &config.sts_endpoint {
+        sts_config = sts_config.endpoint_url(url);
+    }
+    let sts_config = sts_config.build();
     let name = creds
         .role_session_name
         .clone()
@@ -92,10 +114,88 @@ pub async fn sdk_config(config: &Config) -> SdkConfig {
     if let Some(id) = &config.external_id {
         role = role.external_id(id);
     }
-    let provider = role.build().await;
+    let provider = SharedCredentialsProvider::new(role.build().await);
     base.into_builder()
-        .credentials_provider(SharedCredentialsProvider::new(provider))
+        .credentials_provider(SharedCredentialsProvider::new(Paced { provider, pace }))
         .build()
+}
+
+/// When credentials may be fetched next: shared by every client an instance builds, so
+/// rebuilding a client does not reset it.
+#[derive(Debug, Clone, Default)]
+pub struct Pace(Arc<Mutex<PaceState>>);
+
+#[derive(Debug, Default)]
+struct PaceState {
+    /// Failed fetches in a row.
+    failures: u32,
+    /// No fetch before then; the last failure, said again meanwhile.
+    not_before: Option<(Instant, String)>,
+}
+
+/// The first wait after a failed fetch, and the longest.
+const FIRST_PAUSE: Duration = Duration::from_secs(5);
+pub const MAX_PAUSE: Duration = Duration::from_secs(60);
+
+impl Pace {
+    /// The last failure, if fetching again must wait.
+    fn refused(&self, now: Instant) -> Option<(Duration, String)> {
+        let state = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        match &state.not_before {
+            Some((t, why)) if now < *t => Some((*t - now, why.clone())),
+            _ => None,
+        }
+    }
+
+    fn record(&self, now: Instant, failure: Option<String>) {
+        let mut state = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        match failure {
+            None => *state = PaceState::default(),
+            Some(why) => {
+                let pause = FIRST_PAUSE
+                    .saturating_mul(1 << state.failures.min(8))
+                    .min(MAX_PAUSE);
+                state.failures += 1;
+                state.not_before = Some((now + pause, why));
+            }
+        }
+    }
+}
+
+/// A credentials provider fetched no more often than its [`Pace`] allows.
+#[derive(Debug)]
+struct Paced {
+    provider: SharedCredentialsProvider,
+    pace: Pace,
+}
+
+impl ProvideCredentials for Paced {
+    fn provide_credentials<'a>(&'a self) -> provider::future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        provider::future::ProvideCredentials::new(async move {
+            if let Some((wait, why)) = self.pace.refused(Instant::now()) {
+                return Err(CredentialsError::provider_error(format!(
+                    "{why} (not fetched again for another {} s)",
+                    wait.as_secs().max(1)
+                )));
+            }
+            let result = self.provider.provide_credentials().await;
+            let failure = result.as_ref().err().map(|e| {
+                let mut line = e.to_string();
+                let mut source = std::error::Error::source(e);
+                while let Some(cause) = source {
+                    line.push_str(": ");
+                    line.push_str(&cause.to_string());
+                    source = cause.source();
+                }
+                line
+            });
+            self.pace.record(Instant::now(), failure);
+            result
+        })
+    }
 }
 
 /// The HTTPS client of every call: the SDK's own default (hyper 1.x, rustls, the system's
@@ -217,15 +317,36 @@ fn fetch_endpoint(url: &str, authorization: Option<&str>) -> provider::Result {
         .map(|a| ("Authorization", a))
         .into_iter()
         .collect();
-    let (status, body) =
-        http::get(url, &headers, ENDPOINT_TIMEOUT).map_err(CredentialsError::provider_error)?;
+    let shown = redact(url);
+    let (status, body) = http::get(url, &headers, ENDPOINT_TIMEOUT).map_err(|e| {
+        CredentialsError::provider_error(format!("credentials endpoint {shown}: {e}"))
+    })?;
     if status != 200 {
         return Err(CredentialsError::provider_error(format!(
-            "credentials endpoint {url} answered HTTP {status}"
+            "credentials endpoint {shown} answered HTTP {status}"
         )));
     }
     parse_endpoint_credentials(&body)
-        .map_err(|e| CredentialsError::provider_error(format!("credentials endpoint {url}: {e}")))
+        .map_err(|e| CredentialsError::provider_error(format!("credentials endpoint {shown}: {e}")))
+}
+
+/// A URL as it may be logged: scheme and host only. The path of a container-credentials
+/// URL (`/v2/credentials/<id>`) is a bearer capability, and a query may hold a token.
+pub fn redact(url: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    // user:password@ in the authority is a secret too.
+    let host = authority.rsplit('@').next().unwrap_or_default();
+    let hidden = if rest.len() > authority.len() {
+        "/…"
+    } else {
+        ""
+    };
+    if scheme.is_empty() {
+        format!("{host}{hidden}")
+    } else {
+        format!("{scheme}://{host}{hidden}")
+    }
 }
 
 /// The endpoint's JSON → credentials (the secret never leaves this function but in them).
@@ -302,6 +423,44 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    /// Regression (issue 13, defect 9): no credentials URL path in what may be logged.
+    #[test]
+    fn redacts_credential_urls() {
+        assert_eq!(
+            redact("http://169.254.170.2/v2/credentials/0a1b2c3d-secret"),
+            "http://169.254.170.2/…"
+        );
+        assert_eq!(
+            redact("http://u:pw@127.0.0.1:9/x?token=t"),
+            "http://127.0.0.1:9/…"
+        );
+        assert_eq!(redact("http://127.0.0.1:9"), "http://127.0.0.1:9");
+        let e =
+            fetch_endpoint("http://127.0.0.1:1/v2/credentials/the-secret-id", None).unwrap_err();
+        let text = format!(
+            "{e}: {:?}",
+            std::error::Error::source(&e).map(|s| s.to_string())
+        );
+        assert!(!text.contains("the-secret-id"), "{text}");
+    }
+
+    #[test]
+    fn paces_fetches_after_failures() {
+        let pace = Pace::default();
+        let t0 = Instant::now();
+        assert!(pace.refused(t0).is_none());
+        pace.record(t0, Some("refused".into()));
+        let (wait, why) = pace.refused(t0).unwrap();
+        assert_eq!((wait, why.as_str()), (FIRST_PAUSE, "refused"));
+        assert!(pace.refused(t0 + FIRST_PAUSE).is_none());
+        for _ in 0..10 {
+            pace.record(t0, Some("refused".into()));
+        }
+        assert_eq!(pace.refused(t0).unwrap().0, MAX_PAUSE);
+        pace.record(t0, None);
+        assert!(pace.refused(t0).is_none(), "a success resets the pace");
     }
 
     #[test]

@@ -1,35 +1,44 @@
-//! Batches → CloudWatch Logs.
+//! Requests → CloudWatch Logs: the AWS calls of one instance and their retry loop.
 //!
 //! PutLogEvents goes straight to the stream; no sequence tokens and never DescribeLogStreams
-//! (CloudWatch ignores tokens since 2023, and Describe has a low account-wide quota). A
-//! stream is created once per process before its first put, when `auto_create_stream` is
-//! on (already-exists is success); if CloudWatch then says the group is missing, the group
-//! is created when `auto_create_group` allows it. A put that finds the stream gone recreates
-//! it (and the group) and is sent again: never dropped.
+//! (CloudWatch ignores tokens since 2023, and Describe has a low account-wide quota).
 //!
-//! Every call goes through one retry loop ([`crate::retry`]): transient failures back off
-//! within the flush's budget, credential failures refresh the credentials once, and at most
-//! `max_concurrent_requests` calls of an instance are in flight at once. What still fails
-//! is returned, described by operation, destination, AWS error code and message.
+//! Only the stream's existence gates data: with `auto_create_stream`, a stream is created
+//! before its first put (already-exists is success) and, if CloudWatch says its group is
+//! missing, the group is created first when `auto_create_group` allows. Group settings
+//! (`log_retention_days`) are applied off the data path, by a task of their own that backs
+//! off and tries again later on failure: a throttled or refused PutRetentionPolicy never
+//! makes a flush fail. A put that finds the stream gone recreates it and is sent again.
 //!
-//! Must not: decode records, render names, or build credentials (a refresher is given).
+//! Every call goes through one retry loop: transient failures and throttling back off within
+//! the flush's [`Budget`]; an answer is awaited until the flush's deadline (slow is not
+//! dead); credential errors that fresh credentials can fix rebuild the client at most once a
+//! minute; an access error keeps the credentials. At most `max_concurrent_requests` calls of
+//! an instance are in flight at once. Errors are classified by AWS code and transport kind.
+//!
+//! Must not: decode records, render names, split batches, or build credentials (a refresher
+//! is given).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
 use std::ops::Range;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Mutex, PoisonError, RwLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, Instant};
 
+use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_cloudwatchlogs::Client;
 use aws_sdk_cloudwatchlogs::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_cloudwatchlogs::types::LogGroupClass;
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 
 use crate::batch::Event;
 use crate::body;
+use crate::cache::IdleSet;
 use crate::config::{GroupClass, GroupOptions};
+use crate::log::Logger;
 use crate::retry::{Budget, ErrorKind, jitter};
 
 /// Where events go: a log group and a stream in it.
@@ -41,6 +50,9 @@ pub struct Destination {
 
 impl fmt::Display for Destination {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.stream.is_empty() {
+            return write!(f, "group '{}'", self.group);
+        }
         write!(f, "group '{}' stream '{}'", self.group, self.stream)
     }
 }
@@ -85,12 +97,13 @@ impl AwsError {
             None => (None, causes(err)),
         };
         let kind = match err {
+            SdkError::ServiceError(_) => ErrorKind::classify(code.as_deref(), status),
+            // Credentials are resolved before the request is sent: their failure comes as
+            // a dispatch or construction failure whose cause is a `CredentialsError`.
+            _ if caused_by_credentials(err) => ErrorKind::NoCredentials,
             SdkError::TimeoutError(_) | SdkError::ResponseError(_) => ErrorKind::Transient,
-            SdkError::DispatchFailure(d) if d.is_io() || d.is_timeout() => ErrorKind::Transient,
-            // The request could not be sent for another reason: in practice, credentials
-            // that could not be loaded (an unreachable STS, a refused AssumeRole).
-            SdkError::DispatchFailure(_) => ErrorKind::Credentials,
-            SdkError::ServiceError(_) => ErrorKind::classify(code.as_deref(), status, &message),
+            // Connection refused or reset, TLS, DNS: nothing was stored, try again.
+            SdkError::DispatchFailure(d) if !d.is_user() => ErrorKind::Transient,
             _ => ErrorKind::Other,
         };
         AwsError {
@@ -102,11 +115,30 @@ impl AwsError {
         }
     }
 
-    /// CloudWatch refused an event as larger than its per-event limit (the whole batch
-    /// fails: `InvalidParameterException: Log event too large: N bytes exceeds limit of M`).
-    pub fn is_event_too_large(&self) -> bool {
-        self.kind == ErrorKind::TooLarge
+    /// No answer came before the flush's deadline. The request may still be stored by
+    /// CloudWatch; the chunk is retried for what was not confirmed.
+    fn no_answer(operation: &'static str, destination: &Destination) -> Self {
+        AwsError {
+            operation,
+            destination: destination.clone(),
+            kind: ErrorKind::Transient,
+            code: None,
+            message: "no answer within the flush's time (retry_timeout, throttle_timeout)"
+                .to_owned(),
+        }
     }
+}
+
+/// Whether a `CredentialsError` is among the causes of `err`.
+fn caused_by_credentials(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = err.source();
+    while let Some(cause) = source {
+        if cause.downcast_ref::<CredentialsError>().is_some() {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
 }
 
 /// An error and its sources as one line, `a: b: c`, each cause once (the SDK's own
@@ -152,8 +184,22 @@ impl Rejected {
 }
 
 /// Builds a client with fresh credentials (a new identity cache), for [`Deliverer`] to
-/// swap in after a credential failure.
+/// swap in after a credential error that fresh credentials can fix.
 pub type Refresh = Box<dyn Fn() -> Pin<Box<dyn Future<Output = Client> + Send>> + Send + Sync>;
+
+/// The client is rebuilt (credentials fetched afresh) at most this often.
+pub const MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Group settings: tries before a task gives up until a later flush schedules it again,
+/// the wait after a refusal, and the cap of a wait after throttling.
+const SETTINGS_TRIES: u32 = 8;
+const SETTINGS_REFUSED_WAIT: Duration = Duration::from_secs(600);
+const SETTINGS_MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// How long a settings call's answer is awaited.
+const SETTINGS_CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// Settings of groups that exist already are spread over this much time after the first
+/// flush, so that a fleet starting at once does not send them all in the same second.
+const SETTINGS_SPREAD: Duration = Duration::from_secs(10);
 
 /// Counters of what the retry loop did.
 #[derive(Debug, Default)]
@@ -175,31 +221,47 @@ pub struct Settings {
     pub log_format: Option<String>,
 }
 
-/// Sends events for one output instance; remembers which streams exist.
+/// Sends requests for one output instance; remembers which streams exist.
 pub struct Deliverer {
     client: RwLock<Client>,
     refresh: Refresh,
+    /// When the client was last rebuilt.
+    refreshed_at: Mutex<Option<Instant>>,
     settings: Settings,
-    /// Streams created (or found to exist) by this instance.
-    ready: Mutex<HashSet<Destination>>,
-    /// Groups whose retention this instance has set.
-    retention_set: Mutex<HashSet<String>>,
+    log: Logger,
+    /// Streams created (or found to exist), forgotten after an hour idle.
+    ready: IdleSet<Destination>,
+    /// Groups whose settings were applied, or are being applied by a task.
+    configured: IdleSet<String>,
     /// Calls in flight, at most `max_concurrent_requests`.
     permits: Semaphore,
+    /// Set at exit: group-settings tasks stop.
+    closed: AtomicBool,
+    close: Notify,
     pub stats: Stats,
 }
 
 impl Deliverer {
-    pub fn new(client: Client, refresh: Refresh, settings: Settings) -> Self {
+    pub fn new(client: Client, refresh: Refresh, settings: Settings, log: Logger) -> Self {
         Deliverer {
             client: RwLock::new(client),
             refresh,
+            refreshed_at: Mutex::new(None),
             permits: Semaphore::new(settings.max_concurrent_requests.max(1)),
             settings,
-            ready: Mutex::new(HashSet::new()),
-            retention_set: Mutex::new(HashSet::new()),
+            log,
+            ready: IdleSet::default(),
+            configured: IdleSet::default(),
+            closed: AtomicBool::new(false),
+            close: Notify::new(),
             stats: Stats::default(),
         }
+    }
+
+    /// Stops the group-settings tasks (at exit).
+    pub fn close(&self) {
+        self.closed.store(true, Relaxed);
+        self.close.notify_waiters();
     }
 
     fn client(&self) -> Client {
@@ -209,52 +271,56 @@ impl Deliverer {
             .clone()
     }
 
-    fn is_ready(&self, destination: &Destination) -> bool {
-        self.ready
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .contains(destination)
-    }
-
-    fn set_ready(&self, destination: &Destination, ready: bool) {
-        let mut set = self.ready.lock().unwrap_or_else(PoisonError::into_inner);
-        if ready {
-            set.insert(destination.clone());
-        } else {
-            set.remove(destination);
+    /// Rebuilds the client with fresh credentials, unless that was done less than
+    /// [`MIN_REFRESH_INTERVAL`] ago (then the client is likely fresh already).
+    async fn refresh_client(&self) {
+        {
+            let mut at = self
+                .refreshed_at
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if at.is_some_and(|t| t.elapsed() < MIN_REFRESH_INTERVAL) {
+                return;
+            }
+            *at = Some(Instant::now());
         }
+        let fresh = (self.refresh)().await;
+        *self.client.write().unwrap_or_else(PoisonError::into_inner) = fresh;
+        self.stats.refreshes.fetch_add(1, Relaxed);
     }
 
     /// Runs one AWS call until it succeeds or the budget says stop (see [`crate::retry`]).
     async fn with_retries<T>(
         &self,
         budget: &Budget,
+        operation: &'static str,
+        destination: &Destination,
         call: impl AsyncFn(Client) -> Result<T, AwsError>,
     ) -> Result<T, AwsError> {
         let mut attempt = 0;
         loop {
             let result = {
                 let _permit = self.permits.acquire().await.ok();
-                call(self.client()).await
+                let deadline = tokio::time::Instant::from_std(budget.answer_deadline());
+                tokio::time::timeout_at(deadline, call(self.client()))
+                    .await
+                    .unwrap_or_else(|_| Err(AwsError::no_answer(operation, destination)))
             };
             let error = match result {
                 Ok(value) => return Ok(value),
                 Err(e) => e,
             };
-            if error.kind.is_transient() {
-                if error.kind == ErrorKind::Throttled {
-                    self.stats.throttles.fetch_add(1, Relaxed);
-                }
-                if let Some(wait) = budget.backoff(attempt, jitter()) {
-                    attempt += 1;
-                    self.stats.retries.fetch_add(1, Relaxed);
-                    tokio::time::sleep(wait).await;
-                    continue;
-                }
-            } else if error.kind == ErrorKind::Credentials && budget.take_refresh() {
-                let fresh = (self.refresh)().await;
-                *self.client.write().unwrap_or_else(PoisonError::into_inner) = fresh;
-                self.stats.refreshes.fetch_add(1, Relaxed);
+            if error.kind == ErrorKind::Throttled {
+                self.stats.throttles.fetch_add(1, Relaxed);
+            }
+            if let Some(wait) = budget.backoff(error.kind, attempt, jitter()) {
+                attempt += 1;
+                self.stats.retries.fetch_add(1, Relaxed);
+                tokio::time::sleep(wait).await;
+                continue;
+            }
+            if error.kind == ErrorKind::Credentials && budget.take_refresh() {
+                self.refresh_client().await;
                 if budget.retries() {
                     self.stats.retries.fetch_add(1, Relaxed);
                     continue;
@@ -264,69 +330,27 @@ impl Deliverer {
         }
     }
 
-    /// Makes sure the stream exists before the first batch, when `auto_create_stream` is on:
-    /// once per stream per process.
+    /// What must be true before the first put to a stream: with `auto_create_stream`, the
+    /// stream exists (created once, then remembered for an hour of use). Also schedules the
+    /// group's settings, off the data path.
     pub async fn ensure_stream(
-        &self,
+        self: &Arc<Self>,
         budget: &Budget,
         destination: &Destination,
     ) -> Result<(), AwsError> {
         if self.settings.auto_create_group {
-            self.apply_retention(budget, destination, false).await?;
+            self.schedule_settings(&destination.group, SETTINGS_SPREAD);
         }
-        if self.settings.auto_create_stream && !self.is_ready(destination) {
+        if self.settings.auto_create_stream && !self.ready.contains(destination) {
             self.create_stream(budget, destination).await?;
         }
         Ok(())
     }
 
-    /// PutRetentionPolicy once per group per process (`log_retention_days`). A group that
-    /// does not exist yet gets it when it is created (`created`).
-    async fn apply_retention(
-        &self,
-        budget: &Budget,
-        destination: &Destination,
-        created: bool,
-    ) -> Result<(), AwsError> {
-        let Some(days) = self.settings.group.retention_days else {
-            return Ok(());
-        };
-        let done = |group: &str| {
-            self.retention_set
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .contains(group)
-        };
-        if done(&destination.group) {
-            return Ok(());
-        }
-        let put = async |client: Client| {
-            client
-                .put_retention_policy()
-                .log_group_name(&destination.group)
-                .retention_in_days(days)
-                .send()
-                .await
-                .map(|_| ())
-                .map_err(|err| AwsError::new("PutRetentionPolicy", destination, &err))
-        };
-        match self.with_retries(budget, put).await {
-            Ok(()) => {}
-            // Not there yet: CreateLogGroup comes, and sets it then.
-            Err(e) if e.kind == ErrorKind::NotFound && !created => return Ok(()),
-            Err(e) => return Err(e),
-        }
-        self.retention_set
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(destination.group.clone());
-        Ok(())
-    }
-
-    /// Sends one batch (sorted, within CloudWatch's limits). A stream (or group) deleted
-    /// behind our back is created again and the batch resent.
+    /// Sends one PutLogEvents (events sorted, within CloudWatch's limits). A stream (or
+    /// group) deleted behind our back is created again and the request resent.
     pub async fn put_batch(
-        &self,
+        self: &Arc<Self>,
         budget: &Budget,
         destination: &Destination,
         messages: &[u8],
@@ -339,11 +363,15 @@ impl Deliverer {
             body::write(&mut body, destination, messages, batch);
             self.put(client, destination, body, batch.len()).await
         };
-        match self.with_retries(budget, put).await {
+        match self
+            .with_retries(budget, "PutLogEvents", destination, put)
+            .await
+        {
             Err(e) if e.kind == ErrorKind::NotFound && self.settings.auto_create_stream => {
-                self.set_ready(destination, false);
+                self.ready.remove(destination);
                 self.create_stream(budget, destination).await?;
-                self.with_retries(budget, put).await
+                self.with_retries(budget, "PutLogEvents", destination, put)
+                    .await
             }
             other => other,
         }
@@ -385,7 +413,7 @@ impl Deliverer {
 
     /// CreateLogStream; on a missing group, CreateLogGroup first when allowed.
     async fn create_stream(
-        &self,
+        self: &Arc<Self>,
         budget: &Budget,
         destination: &Destination,
     ) -> Result<(), AwsError> {
@@ -406,10 +434,11 @@ impl Deliverer {
             }
             Err(err) => Err(AwsError::new("CreateLogStream", destination, &err)),
         };
-        match self.with_retries(budget, create).await {
+        let op = "CreateLogStream";
+        match self.with_retries(budget, op, destination, create).await {
             Err(e) if e.kind == ErrorKind::NotFound && self.settings.auto_create_group => {
                 self.create_group(budget, destination).await?;
-                self.with_retries(budget, create).await?;
+                self.with_retries(budget, op, destination, create).await?;
             }
             Err(mut e) => {
                 if e.kind == ErrorKind::NotFound {
@@ -421,12 +450,14 @@ impl Deliverer {
             }
             Ok(()) => {}
         }
-        self.set_ready(destination, true);
+        self.ready.insert(destination.clone());
         Ok(())
     }
 
+    /// CreateLogGroup with the group's tags, class and KMS key (already-exists is
+    /// success); its retention follows off the data path.
     async fn create_group(
-        &self,
+        self: &Arc<Self>,
         budget: &Budget,
         destination: &Destination,
     ) -> Result<(), AwsError> {
@@ -456,8 +487,104 @@ impl Deliverer {
             }
             Err(err) => Err(AwsError::new("CreateLogGroup", destination, &err)),
         };
-        self.with_retries(budget, create).await?;
-        self.apply_retention(budget, destination, true).await
+        self.with_retries(budget, "CreateLogGroup", destination, create)
+            .await?;
+        self.configured.remove(&destination.group);
+        self.schedule_settings(&destination.group, Duration::ZERO);
+        Ok(())
+    }
+
+    /// Starts a task that applies `log_retention_days` to `group`, unless one did or is
+    /// doing it. `spread`: the task first waits a random time up to this.
+    fn schedule_settings(self: &Arc<Self>, group: &str, spread: Duration) {
+        let Some(days) = self.settings.group.retention_days else {
+            return;
+        };
+        if self.closed.load(Relaxed) || self.configured.contains(&group.to_owned()) {
+            return;
+        }
+        self.configured.insert(group.to_owned());
+        let this = Arc::clone(self);
+        let group = group.to_owned();
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            self.configured.remove(&group);
+            return;
+        };
+        runtime.spawn(async move {
+            let delay = Duration::from_nanos(jitter() % (spread.as_nanos() as u64).max(1));
+            if !this.pause(delay).await {
+                this.apply_retention(&group, days).await;
+            }
+        });
+    }
+
+    /// Waits `d`, or less if the instance closes: true when it closed.
+    async fn pause(&self, d: Duration) -> bool {
+        if self.closed.load(Relaxed) {
+            return true;
+        }
+        let _ = tokio::time::timeout(d, self.close.notified()).await;
+        self.closed.load(Relaxed)
+    }
+
+    /// PutRetentionPolicy until it succeeds, with backoff; a refusal is logged and tried
+    /// again ten minutes later; a missing group ends the task (its creation starts another).
+    async fn apply_retention(&self, group: &str, days: i32) {
+        let destination = Destination {
+            group: group.to_owned(),
+            stream: String::new(),
+        };
+        let mut warned = false;
+        for attempt in 0..SETTINGS_TRIES {
+            let call = self
+                .client()
+                .put_retention_policy()
+                .log_group_name(group)
+                .retention_in_days(days)
+                .send();
+            let result = match tokio::time::timeout(SETTINGS_CALL_TIMEOUT, call).await {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(err)) => Err(AwsError::new("PutRetentionPolicy", &destination, &err)),
+                Err(_) => Err(AwsError::no_answer("PutRetentionPolicy", &destination)),
+            };
+            let wait = match result {
+                Ok(()) => {
+                    self.log.debug(format_args!(
+                        "retention of {days} day(s) set on group '{group}'"
+                    ));
+                    return;
+                }
+                Err(e) if e.kind == ErrorKind::NotFound => break,
+                Err(e) if e.kind.is_transient() => {
+                    if e.kind == ErrorKind::Throttled {
+                        self.stats.throttles.fetch_add(1, Relaxed);
+                    }
+                    let step = Duration::from_secs(1)
+                        .saturating_mul(1 << attempt.min(16))
+                        .min(SETTINGS_MAX_BACKOFF);
+                    Duration::from_nanos(jitter() % (step.as_nanos() as u64).max(1))
+                }
+                Err(e) => {
+                    if !warned {
+                        warned = true;
+                        let permission = if e.kind == ErrorKind::Denied {
+                            " (the credentials must allow logs:PutRetentionPolicy on the group)"
+                        } else {
+                            ""
+                        };
+                        self.log.warn(format_args!(
+                            "{e}{permission}: log_retention_days {days} is not applied yet; logs are still delivered, and it is tried again in 10 minutes"
+                        ));
+                    }
+                    SETTINGS_REFUSED_WAIT
+                }
+            };
+            if self.pause(wait).await {
+                break;
+            }
+        }
+        // A later flush schedules it again.
+        self.configured.remove(&group.to_owned());
     }
 }
 

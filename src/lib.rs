@@ -7,13 +7,17 @@
 //! 1. [`abi`]: the exported C symbols. Init reads the `[OUTPUT]` options; each flush hands
 //!    the chunk from Fluent Bit's small coroutine stack to a thread of ours and waits.
 //! 2. [`config`]: the options, validated once into a typed [`config::Config`].
-//! 3. [`instance`]: one `[OUTPUT]`: flush, delivery, counters, log lines.
+//! 3. [`instance`]: one `[OUTPUT]`: ties the steps below together for each flush.
 //! 4. [`prepare`]: a chunk → events per stream, held to `max_event_size`; pure.
 //! 5. [`decode`]: MessagePack chunk → records (time + body), without recursion;
 //!    [`encode`]: record → message text (whole record as JSON, or the `log_key` value).
 //! 6. [`batch`]: events → PutLogEvents batches within CloudWatch's limits.
-//! 7. [`deliver`]: CreateLogGroup/CreateLogStream when needed, PutLogEvents, through the
-//!    retry policy of [`retry`]; [`ledger`] remembers accepted batches of retried chunks.
+//! 7. [`send`]: the sending policy — each batch a request with a stable key, sent
+//!    concurrently; refused requests halved or re-cut; [`ledger`] remembers the settled
+//!    requests of retried chunks. [`deliver`]: the AWS calls — CreateLogStream (and
+//!    CreateLogGroup) when needed, PutLogEvents, group settings off the data path —
+//!    through the retry policy of [`retry`]; [`cache`] forgets idle names.
+//!    [`report`]: counters and log lines.
 //! 8. [`credentials`]: the default AWS credential chain, and the assumed role on top.
 //! 9. [`runtime`] (the shared async runtime) and [`log`] (Fluent Bit–style log lines).
 //!
@@ -28,6 +32,7 @@
 pub mod abi;
 pub mod batch;
 pub mod body;
+pub mod cache;
 pub mod config;
 pub mod credentials;
 pub mod decode;
@@ -39,6 +44,8 @@ pub mod instance;
 pub mod ledger;
 pub mod log;
 pub mod prepare;
+pub mod report;
 pub mod retry;
 pub mod runtime;
+pub mod send;
 pub mod template;

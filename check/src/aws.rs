@@ -44,12 +44,12 @@ pub async fn base_config(config: &Config) -> SdkConfig {
     let mut base = config.clone();
     base.role_arn = None;
     base.external_id = None;
-    credentials::sdk_config(&base).await
+    credentials::sdk_config(&base, credentials::Pace::default()).await
 }
 
 /// The SDK configuration the plugin builds: with `role_arn`, the assumed role's.
 pub async fn plugin_config(config: &Config) -> SdkConfig {
-    credentials::sdk_config(config).await
+    credentials::sdk_config(config, credentials::Pace::default()).await
 }
 
 /// Resolves the credentials of `sdk` once (with `role_arn`, this is the AssumeRole call)

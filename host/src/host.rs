@@ -279,6 +279,21 @@ impl Output {
         })
     }
 
+    /// `FLBPluginFlushCtx` on the calling thread (no thread of the host's own: for tests
+    /// where no new thread can be started).
+    pub fn flush_on_this_thread(&self, tag: &str, chunk: &[u8]) -> c_int {
+        let tag = CString::new(tag).expect("no NUL in tags");
+        // SAFETY: the context Init gave us; data and tag valid for the call.
+        unsafe {
+            (self.plugin.flush_ctx)(
+                self.context,
+                chunk.as_ptr().cast(),
+                chunk.len() as c_int,
+                tag.as_ptr(),
+            )
+        }
+    }
+
     /// `FLBPluginExitCtx`.
     pub fn exit(self) -> c_int {
         // SAFETY: the context Init gave us, passed once.

@@ -4,10 +4,12 @@
 //! free loopback port, a thread per connection, keep-alive, JSON 1.1
 //! (`X-Amz-Target: Logs_20140328.<Operation>`).
 //!
-//! It answers CreateLogGroup, CreateLogStream (already-exists like AWS) and PutLogEvents,
-//! keeps every event it accepted (also of streams "deleted" later, so tests can count them
-//! exactly), and stops when dropped. [`Rules::faults`] is a script: the n-th PutLogEvents
-//! call gets the n-th fault.
+//! It answers CreateLogGroup, CreateLogStream (already-exists like AWS), PutRetentionPolicy
+//! and PutLogEvents, keeps every event it accepted (also of streams "deleted" later, so
+//! tests can count them exactly), and stops when dropped. [`Rules::faults`] is a script: the
+//! n-th PutLogEvents call gets the n-th fault. [`Rules::quotas`] enforces account-wide
+//! rates per operation as CloudWatch does (a call over the rate gets `ThrottlingException`
+//! and does not count), and [`Rules::denied`] refuses operations with `AccessDenied`.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -30,6 +32,10 @@ pub struct Rules {
     pub newest_ms: Option<i64>,
     /// What the PutLogEvents calls get, in order; once used up, every call is answered.
     pub faults: Vec<Fault>,
+    /// Calls per second allowed per operation, for all callers together.
+    pub quotas: Vec<(&'static str, f64)>,
+    /// Operations always answered `AccessDeniedException`.
+    pub denied: Vec<&'static str>,
 }
 
 /// One scripted answer to a PutLogEvents call.
@@ -60,6 +66,12 @@ pub type Recorded = (String, Value, Vec<(String, String)>);
 
 #[derive(Debug, Default)]
 pub struct State {
+    /// Retention in days per group (PutRetentionPolicy).
+    pub retention: BTreeMap<String, i32>,
+    /// Calls answered `ThrottlingException` by a quota, by operation.
+    pub throttled: BTreeMap<String, usize>,
+    /// Token buckets of the quotas: tokens and when they were last filled.
+    buckets: BTreeMap<String, (f64, std::time::Instant)>,
     /// Stored events per (group, stream): (timestamp, message).
     pub events: BTreeMap<(String, String), Vec<(i64, String)>>,
     pub groups: Vec<String>,
@@ -135,6 +147,28 @@ impl Stub {
     pub fn calls(&self) -> Vec<String> {
         self.state.lock().expect("state").calls.clone()
     }
+
+    /// How many calls of `operation` were made (answered or faulted). A slow answer or a
+    /// deleted stream is listed twice in [`Stub::calls`] (the fault, then the answer): it
+    /// counts once.
+    pub fn count(&self, operation: &str) -> usize {
+        self.calls()
+            .iter()
+            .filter(|c| c.split(' ').next() == Some(operation))
+            .filter(|c| !c.contains("(Slow(") && !c.contains("(DeleteStream)"))
+            .count()
+    }
+
+    /// Calls of `operation` answered `ThrottlingException` by a quota.
+    pub fn throttled(&self, operation: &str) -> usize {
+        let state = self.state.lock().expect("state");
+        state.throttled.get(operation).copied().unwrap_or(0)
+    }
+
+    pub fn retention(&self, group: &str) -> Option<i32> {
+        let state = self.state.lock().expect("state");
+        state.retention.get(group).copied()
+    }
 }
 
 impl Drop for Stub {
@@ -179,7 +213,18 @@ fn serve(
             }
         }
         let operation = target.rsplit('.').next().unwrap_or_default().to_owned();
-        let fault = if operation == "PutLogEvents" {
+        let over_quota = rules
+            .quotas
+            .iter()
+            .find(|(op, _)| *op == operation)
+            .is_some_and(|(_, rate)| {
+                !take_token(&mut state.lock().expect("state"), &operation, *rate)
+            });
+        let fault = if over_quota {
+            Fault::Throttle
+        } else if rules.denied.contains(&operation.as_str()) {
+            Fault::AccessDenied
+        } else if operation == "PutLogEvents" {
             state
                 .lock()
                 .expect("state")
@@ -221,7 +266,9 @@ fn serve(
             ),
             Fault::AccessDenied => error(
                 "AccessDeniedException",
-                "User: arn:aws:sts::123456789012:assumed-role/task/x is not authorized to perform: logs:PutLogEvents",
+                &format!(
+                    "User: arn:aws:sts::123456789012:assumed-role/task/x is not authorized to perform: logs:{operation}"
+                ),
             ),
             Fault::InvalidParameter => error(
                 "InvalidParameterException",
@@ -249,11 +296,11 @@ fn serve(
             }
         };
         if fault != Fault::None {
-            state
-                .lock()
-                .expect("state")
-                .calls
-                .push(format!("{operation} ({fault:?})"));
+            let mut state = state.lock().expect("state");
+            state.calls.push(format!("{operation} ({fault:?})"));
+            if over_quota {
+                *state.throttled.entry(operation.clone()).or_default() += 1;
+            }
         }
         inflight.0.fetch_sub(1, Ordering::SeqCst);
         let text = answer.to_string();
@@ -268,6 +315,23 @@ fn serve(
         {
             return;
         }
+    }
+}
+
+/// Takes a token of `operation`'s bucket (`rate` a second, a second's worth at most).
+fn take_token(state: &mut State, operation: &str, rate: f64) -> bool {
+    let now = std::time::Instant::now();
+    let (tokens, at) = state
+        .buckets
+        .entry(operation.to_owned())
+        .or_insert((rate.max(1.0), now));
+    *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * rate).min(rate.max(1.0));
+    *at = now;
+    if *tokens >= 1.0 {
+        *tokens -= 1.0;
+        true
+    } else {
+        false
     }
 }
 
@@ -319,6 +383,17 @@ fn handle(
                     "The specified log stream already exists",
                 );
             }
+            ("200 OK", json!({}))
+        }
+        "PutRetentionPolicy" => {
+            if !state.groups.contains(&group) {
+                return error(
+                    "ResourceNotFoundException",
+                    "The specified log group does not exist.",
+                );
+            }
+            let days = request["retentionInDays"].as_i64().unwrap_or(0) as i32;
+            state.retention.insert(group, days);
             ("200 OK", json!({}))
         }
         "PutLogEvents" => {

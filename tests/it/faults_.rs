@@ -115,12 +115,15 @@ fn transient_faults_are_retried_within_the_flush() {
     }
 }
 
-/// Throttling that outlasts `retry_timeout`: the flush answers FLB_RETRY with the cause,
+/// Throttling that outlasts `throttle_timeout`: the flush answers FLB_RETRY with the cause,
 /// and Fluent Bit's next tries deliver everything, once.
 #[test]
 fn persistent_throttling_hands_over_to_fluent_bits_retries() {
     if is_child() {
-        let out = init(&var("STUB"), &[("retry_timeout", "300ms")]);
+        let out = init(
+            &var("STUB"),
+            &[("retry_timeout", "300ms"), ("throttle_timeout", "300ms")],
+        );
         let data = chunk(100, "t");
         let mut codes = vec![out.flush("app", &data)];
         while codes.last() != Some(&FLB_OK) && codes.len() < 50 {
@@ -148,8 +151,8 @@ fn persistent_throttling_hands_over_to_fluent_bits_retries() {
 #[test]
 fn a_retried_chunk_does_not_duplicate_accepted_batches() {
     if is_child() {
-        // 25,000 events: batches of 10,000, 10,000 and 5,000. No in-flush retries, so the
-        // 503 on the second batch fails the flush at once.
+        // 25,000 events: batches of 10,000, 10,000 and 5,000, sent at once. No in-flush
+        // retries, so the 503 on the second call fails the flush at once.
         let out = init(&var("STUB"), &[("auto_retry_requests", "false")]);
         let data = chunk(25_000, "p");
         assert_eq!(out.flush("app", &data), FLB_RETRY);
@@ -171,8 +174,11 @@ fn a_retried_chunk_does_not_duplicate_accepted_batches() {
         .iter()
         .filter(|c| c.starts_with("PutLogEvents"))
         .count();
-    assert_eq!(puts, 4, "batch 1, batch 2 (503), then only batches 2 and 3");
-    assert!(log.contains("1 batch(es) not resent on retry"), "{log}");
+    assert_eq!(
+        puts, 4,
+        "three batches at once, one a 503; then only that one"
+    );
+    assert!(log.contains("2 batch(es) not resent on retry"), "{log}");
 }
 
 /// `workers 4`: 4 threads flush 8 chunks each into 3 streams at once, with throttling and
@@ -301,7 +307,7 @@ fn malformed_batches_are_halved_once_then_dropped_with_a_reason() {
     ));
     assert_exactly_once(&stub, labels(10, "h"));
     assert!(
-        log.contains("resending the batch of 10 event(s) as two halves"),
+        log.contains("resending the request of 10 event(s) as two halves"),
         "{log}"
     );
     // Refused every time: the original and both halves, then nothing more.
@@ -327,40 +333,4 @@ fn malformed_batches_are_halved_once_then_dropped_with_a_reason() {
     assert_eq!(dropped.len(), 2, "{log}");
     assert!(dropped[0].contains("InvalidParameterException: Log events in a single PutLogEvents request must be in chronological order."), "{}", dropped[0]);
     assert!(log.contains("10 event(s) rejected by CloudWatch"), "{log}");
-}
-
-/// Access denied: the credentials are refreshed once and the call tried again; then the
-/// flush answers FLB_RETRY with AWS's words and the permission the call needs.
-#[test]
-fn access_denied_is_retried_once_with_fresh_credentials_then_explained() {
-    if is_child() {
-        let out = init(&var("STUB"), &[]);
-        assert_eq!(out.flush("app", &chunk(5, "a")), FLB_RETRY);
-        assert_eq!(
-            out.flush("app", &chunk(5, "a")),
-            FLB_OK,
-            "permission granted meanwhile"
-        );
-        assert_eq!(out.exit(), FLB_OK);
-        return;
-    }
-    let stub = Stub::start(Rules {
-        faults: vec![Fault::AccessDenied, Fault::AccessDenied],
-        ..Rules::default()
-    });
-    let log = stderr(&run_child(
-        "faults_::access_denied_is_retried_once_with_fresh_credentials_then_explained",
-        &[("STUB", &stub.url())],
-    ));
-    let error = log
-        .lines()
-        .find(|l| l.contains("[error]"))
-        .unwrap_or_default();
-    assert!(
-        error.contains("AccessDeniedException: User: arn:aws:sts::123456789012:assumed-role/task/x is not authorized to perform: logs:PutLogEvents")
-            && error.contains("(the task's credentials must allow logs:PutLogEvents on the group)"),
-        "{log}"
-    );
-    assert!(log.contains("1 credential refreshes"), "{log}");
-    assert_exactly_once(&stub, labels(5, "a"));
 }

@@ -7,6 +7,9 @@ mod support;
 mod abi_;
 /// Cross-account delivery, several instances, concurrent flushes, delivery failures.
 mod deliver_;
+/// The delivery engine: credentials, splits, the hand-over, group settings, slow answers,
+/// error kinds, and a fleet against account-wide quotas.
+mod engine_;
 /// CloudWatch's rules for events: sizes, oversize policies, rejections, rate-limited warnings.
 mod events_;
 /// The example files parse and agree with each other and with the option parser.

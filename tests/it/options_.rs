@@ -205,6 +205,15 @@ fn new_and_existing_groups_get_tags_retention_and_kms_key() {
                 .expect("init");
             assert_eq!(out.flush("t", &app_chunk(&["a"])), FLB_OK);
             assert_eq!(out.flush("t", &app_chunk(&["b"])), FLB_OK);
+            // Group settings are applied off the data path, within seconds: wait for them
+            // before exit stops their task.
+            let account = Account::source(&url, REGION);
+            for _ in 0..300 {
+                if account.group_details(group).0.is_some() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
             assert_eq!(out.exit(), FLB_OK);
         }
         return;

@@ -46,6 +46,7 @@ pub fn run_child(name: &str, vars: &[(&str, &str)]) -> Output {
         }
     }
     let out = cmd.output().expect("run child");
+    assert_no_secret(name, &String::from_utf8_lossy(&out.stderr));
     assert!(
         out.status.success(),
         "child {name} failed:\n--- stdout\n{}\n--- stderr\n{}",
@@ -53,6 +54,36 @@ pub fn run_child(name: &str, vars: &[(&str, &str)]) -> Output {
         String::from_utf8_lossy(&out.stderr)
     );
     out
+}
+
+/// What no log line may hold: the secrets the tests hand the plugin (keys, tokens,
+/// external ids), the paths of container-credentials URLs (bearer capabilities), and the
+/// shapes of the secrets moto makes up for assumed roles.
+const SECRETS: &[&str] = &[
+    flb_host::cloud::SOURCE_SECRET_KEY,
+    "endpoint-secret",
+    "endpoint-token",
+    "task-auth-token",
+    "shared-secret-id",
+    "/v2/credentials/",
+    "/creds",
+    "FQoGZXIvYXdzE",
+    "SecretAccessKey",
+    "aws_secret_access_key",
+];
+
+/// Every child's log (which is every log line the plugin writes in these tests, since
+/// everything that reaches AWS runs in a child) is checked here: no secret in any line.
+pub fn assert_no_secret(test: &str, log: &str) {
+    for line in log.lines() {
+        // The test harness's own lines are not the plugin's.
+        if !line.starts_with('[') {
+            continue;
+        }
+        if let Some(secret) = SECRETS.iter().find(|s| line.contains(*s)) {
+            panic!("{test}: a secret ({secret:?}) reached the log:\n{line}");
+        }
+    }
 }
 
 pub fn stderr(out: &Output) -> String {

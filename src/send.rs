@@ -1,0 +1,222 @@
+//! The sending policy of one flush: a chunk's events → PutLogEvents requests, each with a
+//! stable [`RequestKey`], sent concurrently (bounded by the deliverer's
+//! `max_concurrent_requests`), and the fixes for what CloudWatch refuses in a request.
+//!
+//! - A request CloudWatch refuses with `InvalidParameterException` that holds an event over
+//!   the older 256 KiB per-event limit is re-cut to that limit by the `oversize_event`
+//!   policy and its parts sent (`…/r0`, `…/r1`, …).
+//! - Any other refused request is halved once (`…/h0`, `…/h1`); a half still refused is
+//!   dropped with an error line (resending it unchanged could never succeed).
+//!
+//! Every request's fate is recorded in the flush's [`Progress`]: settled (accepted, or
+//! dropped with a counted reason) or split. On `FLB_RETRY` the ledger keeps it, and the
+//! retried chunk sends exactly the requests that were not settled, split the same way.
+//!
+//! Must not: make AWS calls itself (that is [`Deliverer`]'s), or count and log anything
+//! but through the [`Reporter`].
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use crate::batch::{self, EVENT_OVERHEAD, Event, LEGACY_MAX_EVENT_BYTES};
+use crate::config::Oversize;
+use crate::deliver::{AwsError, Deliverer, Destination};
+use crate::ledger::{Progress, RequestKey, Split};
+use crate::prepare::{Prepared, recut};
+use crate::report::Reporter;
+use crate::retry::{Budget, ErrorKind};
+use crate::runtime;
+
+/// One flush's sending: what it sends with, and how far it got.
+pub struct Flush<'a> {
+    pub deliverer: &'a Arc<Deliverer>,
+    pub report: &'a Reporter,
+    pub oversize: Oversize,
+    pub tag: &'a str,
+    pub budget: &'a Budget,
+    progress: Mutex<Progress>,
+}
+
+type Sending<'b> = Pin<Box<dyn Future<Output = Result<(), AwsError>> + 'b>>;
+
+impl<'a> Flush<'a> {
+    /// A flush that starts from `progress` (what an earlier try of the same chunk settled).
+    pub fn new(
+        deliverer: &'a Arc<Deliverer>,
+        report: &'a Reporter,
+        oversize: Oversize,
+        tag: &'a str,
+        budget: &'a Budget,
+        progress: Progress,
+    ) -> Self {
+        Flush {
+            deliverer,
+            report,
+            oversize,
+            tag,
+            budget,
+            progress: Mutex::new(progress),
+        }
+    }
+
+    /// What this flush and the earlier tries of the chunk settled.
+    pub fn into_progress(self) -> Progress {
+        self.progress
+            .into_inner()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn with_progress<T>(&self, f: impl FnOnce(&mut Progress) -> T) -> T {
+        f(&mut self.progress.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Sends every stream's requests, all concurrently. Returns the first error; every
+    /// request that could be sent was sent.
+    pub async fn send(&self, prepared: &mut Prepared) -> Option<AwsError> {
+        let messages = &prepared.messages;
+        let streams = prepared
+            .streams
+            .iter_mut()
+            .map(|(destination, events)| self.stream(destination, messages, events))
+            .collect();
+        runtime::join_all(streams)
+            .await
+            .into_iter()
+            .flatten()
+            .next()
+    }
+
+    /// One stream: its batches in time order, each a request.
+    async fn stream(
+        &self,
+        destination: &Destination,
+        messages: &[u8],
+        events: &mut [Event],
+    ) -> Option<AwsError> {
+        let plan = batch::plan(events);
+        let keys: Vec<RequestKey> = (0..plan.len())
+            .map(|n| RequestKey::batch(&destination.group, &destination.stream, n))
+            .collect();
+        if keys.iter().all(|k| self.with_progress(|p| p.is_settled(k))) {
+            self.report.not_resent(destination, keys.len());
+            return None;
+        }
+        if let Err(e) = self.deliverer.ensure_stream(self.budget, destination).await {
+            return Some(e);
+        }
+        let events = &*events;
+        let requests = plan
+            .into_iter()
+            .zip(keys)
+            .map(|(range, key)| self.request(destination, key, messages, &events[range]))
+            .collect();
+        runtime::join_all(requests)
+            .await
+            .into_iter()
+            .find_map(Result::err)
+    }
+
+    /// One request, unless settled before; split as before if it was split before.
+    fn request<'b>(
+        &'b self,
+        destination: &'b Destination,
+        key: RequestKey,
+        messages: &'b [u8],
+        batch: &'b [Event],
+    ) -> Sending<'b> {
+        Box::pin(async move {
+            let (settled, split) = self.with_progress(|p| (p.is_settled(&key), p.split_of(&key)));
+            if settled {
+                self.report.not_resent(destination, 1);
+                return Ok(());
+            }
+            match split {
+                Some(Split::Halved) => {
+                    return self.halves(destination, &key, messages, batch).await;
+                }
+                Some(Split::Recut) => {
+                    return self.recut(destination, &key, messages, batch, false).await;
+                }
+                None => {}
+            }
+            let e = match self
+                .deliverer
+                .put_batch(self.budget, destination, messages, batch)
+                .await
+            {
+                Ok(rejected) => {
+                    self.report
+                        .accepted(self.tag, destination, batch, &rejected);
+                    self.with_progress(|p| p.settle(key));
+                    return Ok(());
+                }
+                Err(e) if e.kind == ErrorKind::InvalidParameter => e,
+                Err(e) => return Err(e),
+            };
+            // CloudWatch will not take this request as it is.
+            if batch.iter().any(|e| e.cost() > LEGACY_MAX_EVENT_BYTES) {
+                let max = LEGACY_MAX_EVENT_BYTES - EVENT_OVERHEAD;
+                self.report.recutting(&e, max, self.oversize);
+                self.with_progress(|p| p.set_split(key.clone(), Split::Recut));
+                self.recut(destination, &key, messages, batch, true).await
+            } else if !key.is_half() && batch.len() > 1 {
+                self.report.halving(&e, batch.len());
+                self.with_progress(|p| p.set_split(key.clone(), Split::Halved));
+                self.halves(destination, &key, messages, batch).await
+            } else {
+                self.report.dropped(&e, self.tag, batch);
+                self.with_progress(|p| p.settle(key));
+                Ok(())
+            }
+        })
+    }
+
+    /// Both halves of a request, the second even when the first fails.
+    async fn halves(
+        &self,
+        destination: &Destination,
+        key: &RequestKey,
+        messages: &[u8],
+        batch: &[Event],
+    ) -> Result<(), AwsError> {
+        let (a, b) = batch.split_at(batch.len() / 2);
+        let first = self
+            .request(destination, key.part(Split::Halved, 0), messages, a)
+            .await;
+        let second = self
+            .request(destination, key.part(Split::Halved, 1), messages, b)
+            .await;
+        first.and(second)
+    }
+
+    /// The request's events cut to the older per-event limit by the `oversize_event`
+    /// policy (deterministic: a retry cuts the same parts), then batched and sent.
+    async fn recut(
+        &self,
+        destination: &Destination,
+        key: &RequestKey,
+        messages: &[u8],
+        batch: &[Event],
+        first_time: bool,
+    ) -> Result<(), AwsError> {
+        let max = LEGACY_MAX_EVENT_BYTES - EVENT_OVERHEAD;
+        let (smaller, mut events, done) = recut(messages, batch, max, self.oversize);
+        if first_time {
+            self.report.oversized(self.tag, &done, max);
+        }
+        let mut result = Ok(());
+        for (i, range) in batch::plan(&mut events).into_iter().enumerate() {
+            let part = self
+                .request(
+                    destination,
+                    key.part(Split::Recut, i),
+                    &smaller,
+                    &events[range],
+                )
+                .await;
+            result = result.and(part);
+        }
+        result
+    }
+}

@@ -1,0 +1,458 @@
+//! The delivery engine under what an operator of hundreds of FireLens tasks meets: each
+//! test here reproduces one defect of the old engine (issue 13) and failed before it.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::support::*;
+use flb_host::fake::JsonServer;
+use flb_host::msgpack::{Format, Writer};
+use flb_host::stub::{Fault, Rules, Stub};
+
+const T0: u32 = 1_795_551_844;
+
+fn chunk(n: usize, label: &str) -> Vec<u8> {
+    let mut w = Writer::new();
+    for i in 0..n {
+        w.event(Format::V2, T0, (i % 1000) as u32 * 1_000_000)
+            .map(1)
+            .str("log")
+            .str(format!("{label} {i}"));
+    }
+    w.buf
+}
+
+fn options<'a>(url: &'a str, extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let mut p = vec![
+        ("region", REGION),
+        ("log_group_name", "/g"),
+        ("log_stream_prefix", "s-"),
+        ("log_key", "log"),
+        ("auto_create_group", "true"),
+        ("endpoint", url),
+    ];
+    p.extend_from_slice(extra);
+    p
+}
+
+fn labels(n: usize, label: &str) -> Vec<String> {
+    (0..n).map(|i| format!("{label} {i}")).collect()
+}
+
+/// Each stored message exactly once, and exactly the expected ones.
+fn assert_exactly_once(events: Vec<(i64, String)>, want: impl IntoIterator<Item = String>) {
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for (_, m) in events {
+        *counts.entry(m).or_default() += 1;
+    }
+    let mut want: Vec<String> = want.into_iter().collect();
+    want.sort();
+    let missing: Vec<&String> = want.iter().filter(|w| !counts.contains_key(*w)).collect();
+    assert!(
+        missing.is_empty(),
+        "{} lost, e.g. {:?}",
+        missing.len(),
+        &missing[..missing.len().min(3)]
+    );
+    let duplicated: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(
+        duplicated.is_empty(),
+        "stored more than once: {duplicated:?}"
+    );
+    assert_eq!(counts.len(), want.len(), "nothing else stored");
+}
+
+const CREDS: &str = r#"{"AccessKeyId":"AKIAENDPOINTCREDS000","SecretAccessKey":"endpoint-secret","Token":"endpoint-token","Expiration":"2099-01-01T00:00:00Z"}"#;
+
+/// Defect 1: an access error kept rebuilding the client (10 failing flushes → 11
+/// credential fetches). Now the credentials are kept, and the line names the permission.
+#[test]
+fn access_denied_keeps_the_credentials() {
+    if is_child() {
+        let url = var("STUB");
+        let out = plugin()
+            .init(&options(&url, &[("credentials_endpoint", &var("CREDS"))]))
+            .expect("init");
+        for _ in 0..10 {
+            assert_eq!(out.flush("app", &chunk(5, "a")), FLB_RETRY);
+        }
+        assert_eq!(
+            out.flush("app", &chunk(5, "a")),
+            FLB_OK,
+            "permission granted"
+        );
+        assert_eq!(out.exit(), FLB_OK);
+        return;
+    }
+    let stub = Stub::start(Rules {
+        faults: vec![Fault::AccessDenied; 10],
+        ..Rules::default()
+    });
+    let creds = JsonServer::start(vec![(
+        "/v2/credentials/0a1b-secret-id",
+        vec![(200, CREDS.into())],
+    )]);
+    let log = stderr(&run_child(
+        "engine_::access_denied_keeps_the_credentials",
+        &[
+            ("STUB", &stub.url()),
+            ("CREDS", &creds.url("/v2/credentials/0a1b-secret-id")),
+            ("AWS_ACCESS_KEY_ID", ""),
+            ("AWS_SECRET_ACCESS_KEY", ""),
+        ],
+    ));
+    assert_eq!(
+        creds.hits("/v2/credentials/0a1b-secret-id"),
+        1,
+        "fetched once: {log}"
+    );
+    let error = log
+        .lines()
+        .find(|l| l.contains("[error]"))
+        .unwrap_or_default();
+    assert!(
+        error.contains("AccessDeniedException: User: arn:aws:sts::123456789012:assumed-role/task/x is not authorized to perform: logs:PutLogEvents")
+            && error.contains("(the task's credentials lack a permission: they must allow logs:PutLogEvents on group '/g' stream 's-app')"),
+        "{log}"
+    );
+    assert!(log.contains("0 credential refreshes"), "{log}");
+    assert_exactly_once(stub.all_events(), labels(5, "a"));
+}
+
+/// Defect 1, the other half: expired-token answers on every flush refresh the credentials
+/// at most once a minute, however many flushes fail.
+#[test]
+fn expired_tokens_refresh_at_most_once_a_minute() {
+    if is_child() {
+        let url = var("STUB");
+        let out = plugin()
+            .init(&options(&url, &[("credentials_endpoint", &var("CREDS"))]))
+            .expect("init");
+        for _ in 0..10 {
+            assert_eq!(out.flush("app", &chunk(5, "e")), FLB_RETRY);
+        }
+        assert_eq!(out.flush("app", &chunk(5, "e")), FLB_OK);
+        assert_eq!(out.exit(), FLB_OK);
+        return;
+    }
+    let stub = Stub::start(Rules {
+        faults: vec![Fault::ExpiredToken; 20],
+        ..Rules::default()
+    });
+    let creds = JsonServer::start(vec![("/creds", vec![(200, CREDS.into())])]);
+    let log = stderr(&run_child(
+        "engine_::expired_tokens_refresh_at_most_once_a_minute",
+        &[
+            ("STUB", &stub.url()),
+            ("CREDS", &creds.url("/creds")),
+            ("AWS_ACCESS_KEY_ID", ""),
+            ("AWS_SECRET_ACCESS_KEY", ""),
+        ],
+    ));
+    assert_eq!(
+        creds.hits("/creds"),
+        2,
+        "the first fetch and one refresh: {log}"
+    );
+    assert!(log.contains("1 credential refreshes"), "{log}");
+    assert_exactly_once(stub.all_events(), labels(5, "e"));
+}
+
+/// Defect 2: a batch halved after an InvalidParameterException whose first half was
+/// accepted and whose second failed: the retry sent the whole batch again (50 stored
+/// twice). Now it sends exactly the half that was not accepted.
+#[test]
+fn a_retry_after_a_split_sends_only_what_was_not_accepted() {
+    if is_child() {
+        let url = var("STUB");
+        let out = plugin()
+            .init(&options(&url, &[("auto_retry_requests", "false")]))
+            .expect("init");
+        let data = chunk(100, "s");
+        assert_eq!(out.flush("app", &data), FLB_RETRY);
+        assert_eq!(out.flush("app", &data), FLB_OK);
+        assert_eq!(out.exit(), FLB_OK);
+        return;
+    }
+    // The whole batch refused, its first half accepted, the second half a 503.
+    let stub = Stub::start(Rules {
+        faults: vec![Fault::InvalidParameter, Fault::None, Fault::ServerError],
+        ..Rules::default()
+    });
+    let log = stderr(&run_child(
+        "engine_::a_retry_after_a_split_sends_only_what_was_not_accepted",
+        &[("STUB", &stub.url())],
+    ));
+    assert_exactly_once(stub.all_events(), labels(100, "s"));
+    assert_eq!(
+        stub.count("PutLogEvents"),
+        4,
+        "whole, half 0, half 1 (503), half 1: {:?}",
+        stub.calls()
+    );
+    assert!(log.contains("1 batch(es) not resent on retry"), "{log}");
+}
+
+/// Defect 3: when no thread could be started, the old hand-over left a job queued that
+/// later ran on the chunk Fluent Bit had freed. Now the flush answers FLB_RETRY, nothing
+/// runs later, and the retry delivers every event once.
+#[test]
+fn no_thread_for_a_flush_means_retry_and_nothing_runs_later() {
+    if is_child() {
+        let url = var("STUB");
+        let out = plugin().init(&options(&url, &[])).expect("init");
+        let mut data = chunk(50, "n");
+        // As a user without the privilege to exceed RLIMIT_NPROC (root may), with a soft
+        // limit of 0: no new thread can start in this process.
+        // SAFETY: plain libc calls on this process.
+        unsafe {
+            assert_eq!(libc::setgid(65534), 0);
+            assert_eq!(libc::setuid(65534), 0);
+            let mut lim: libc::rlimit = std::mem::zeroed();
+            assert_eq!(libc::getrlimit(libc::RLIMIT_NPROC, &mut lim), 0);
+            let soft = lim.rlim_cur;
+            lim.rlim_cur = 0;
+            assert_eq!(libc::setrlimit(libc::RLIMIT_NPROC, &lim), 0);
+            assert!(
+                std::thread::Builder::new().spawn(|| ()).is_err(),
+                "the limit holds"
+            );
+            assert_eq!(out.flush_on_this_thread("app", &data), FLB_RETRY);
+            // Fluent Bit frees the chunk: whatever ran on it later would read this.
+            data.iter_mut().for_each(|b| *b = 0xc1);
+            lim.rlim_cur = soft;
+            assert_eq!(libc::setrlimit(libc::RLIMIT_NPROC, &lim), 0);
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(out.flush("app", &chunk(50, "n")), FLB_OK);
+        assert_eq!(out.exit(), FLB_OK);
+        return;
+    }
+    let stub = Stub::start(Rules::default());
+    let log = stderr(&run_child(
+        "engine_::no_thread_for_a_flush_means_retry_and_nothing_runs_later",
+        &[("STUB", &stub.url())],
+    ));
+    assert_exactly_once(stub.all_events(), labels(50, "n"));
+    assert!(
+        !log.contains("not valid MessagePack"),
+        "a stale job read freed memory: {log}"
+    );
+    assert!(!log.contains("panicked"), "{log}");
+}
+
+/// Defect 4: PutRetentionPolicy gated every PutLogEvents of a process, so a refused or
+/// throttled retention call lost data. Now it runs off the data path: the flush
+/// delivers, and the refusal is a warning.
+#[test]
+fn group_settings_never_gate_data() {
+    if is_child() {
+        let url = var("STUB");
+        let out = plugin()
+            .init(&options(&url, &[("log_retention_days", "7")]))
+            .expect("init");
+        assert_eq!(out.flush("app", &chunk(20, "r")), FLB_OK);
+        // Give the settings task its moment (the group was created, so it starts at once).
+        std::thread::sleep(Duration::from_millis(500));
+        assert_eq!(out.exit(), FLB_OK);
+        return;
+    }
+    let stub = Stub::start(Rules {
+        denied: vec!["PutRetentionPolicy"],
+        ..Rules::default()
+    });
+    let log = stderr(&run_child(
+        "engine_::group_settings_never_gate_data",
+        &[("STUB", &stub.url())],
+    ));
+    assert_exactly_once(stub.all_events(), labels(20, "r"));
+    assert!(
+        log.contains("PutRetentionPolicy to group '/g' failed: AccessDeniedException")
+            && log.contains("(the credentials must allow logs:PutRetentionPolicy on the group): log_retention_days 7 is not applied yet; logs are still delivered"),
+        "{log}"
+    );
+    assert!(!log.contains("[error]"), "{log}");
+}
+
+/// Defect 6: a 5-second limit on each attempt cut a slow but alive PutLogEvents and sent
+/// it again, a duplicate when the first was stored. Now the answer is awaited.
+#[test]
+fn a_slow_answer_is_awaited_not_resent() {
+    if is_child() {
+        let url = var("STUB");
+        let out = plugin()
+            .init(&options(&url, &[("retry_timeout", "15s")]))
+            .expect("init");
+        assert_eq!(out.flush("app", &chunk(30, "w")), FLB_OK);
+        assert_eq!(out.exit(), FLB_OK);
+        return;
+    }
+    let stub = Stub::start(Rules {
+        faults: vec![Fault::Slow(Duration::from_secs(7))],
+        ..Rules::default()
+    });
+    let log = stderr(&run_child(
+        "engine_::a_slow_answer_is_awaited_not_resent",
+        &[("STUB", &stub.url())],
+    ));
+    assert_eq!(stub.count("PutLogEvents"), 1, "{:?}\n{log}", stub.calls());
+    assert_exactly_once(stub.all_events(), labels(30, "w"));
+}
+
+/// Defect 7: TLS and other dispatch failures were taken for credential problems (a
+/// refresh, and a hint about credentials). Now they are transient connection failures.
+#[test]
+fn a_tls_failure_is_not_a_credential_problem() {
+    if is_child() {
+        let url = var("URL");
+        let out = plugin()
+            .init(&options(&url, &[("retry_timeout", "300ms")]))
+            .expect("init");
+        assert_eq!(out.flush("app", &chunk(3, "t")), FLB_RETRY);
+        assert_eq!(out.exit(), FLB_OK);
+        return;
+    }
+    // A plain-HTTP server where the endpoint says https: the TLS handshake fails.
+    let stub = Stub::start(Rules::default());
+    let url = stub.url().replace("http://", "https://");
+    let log = stderr(&run_child(
+        "engine_::a_tls_failure_is_not_a_credential_problem",
+        &[("URL", &url)],
+    ));
+    let error = log
+        .lines()
+        .find(|l| l.contains("[error]"))
+        .unwrap_or_default();
+    assert!(
+        error.contains("CreateLogStream to group '/g' stream 's-app' failed"),
+        "{log}"
+    );
+    assert!(!error.contains("credential"), "no credential hint: {error}");
+    assert!(log.contains("0 credential refreshes"), "{log}");
+}
+
+/// The fleet: `n` instances (each a FireLens task) start at once, each with its own stream
+/// in one new group with `log_retention_days`, against account-wide quotas. Each chunk gets
+/// at most two flushes (Fluent Bit's default `Retry_Limit 1`), the second a little later.
+fn fleet(n: usize, quotas: Vec<(&'static str, f64)>, child: &str) -> (Stub, String) {
+    if is_child() {
+        let url = var("STUB");
+        let n: usize = var("N").parse().expect("N");
+        let outputs: Vec<_> = (0..n)
+            .map(|i| {
+                let stream = format!("task-{i}");
+                plugin()
+                    .init(&[
+                        ("region", REGION),
+                        ("log_group_name", "/ecs/fleet"),
+                        ("log_stream_name", &stream),
+                        ("log_key", "log"),
+                        ("auto_create_group", "true"),
+                        ("log_retention_days", "30"),
+                        ("endpoint", &url),
+                    ])
+                    .expect("init")
+            })
+            .collect();
+        let lost: usize = std::thread::scope(|s| {
+            let handles: Vec<_> = outputs
+                .iter()
+                .enumerate()
+                .map(|(i, out)| {
+                    s.spawn(move || {
+                        let data = chunk(200, &format!("task {i}"));
+                        if out.flush("app", &data) == FLB_OK {
+                            return 0;
+                        }
+                        // Fluent Bit's scheduler retries a few seconds later.
+                        std::thread::sleep(Duration::from_millis(1000 + 100 * (i as u64 % 20)));
+                        if out.flush("app", &data) == FLB_OK {
+                            0
+                        } else {
+                            200
+                        }
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("flusher"))
+                .sum()
+        });
+        eprintln!("fleet: {lost} record(s) lost");
+        for out in outputs {
+            assert_eq!(out.exit(), FLB_OK);
+        }
+        return (Stub::start(Rules::default()), String::new());
+    }
+    let stub = Stub::start(Rules {
+        quotas,
+        ..Rules::default()
+    });
+    let log = stderr(&run_child(
+        child,
+        &[("STUB", &stub.url()), ("N", &n.to_string())],
+    ));
+    (stub, log)
+}
+
+/// Defect 4 at fleet scale: 40 tasks start at once against quotas of CreateLogGroup and
+/// PutRetentionPolicy 1/s, CreateLogStream 5/s, PutLogEvents 50/s: every record is stored
+/// exactly once (the old engine lost 3,600 of 8,000 behind throttled PutRetentionPolicy).
+#[test]
+fn a_fleet_of_40_starting_at_once_loses_nothing() {
+    let quotas = vec![
+        ("CreateLogGroup", 1.0),
+        ("PutRetentionPolicy", 1.0),
+        ("CreateLogStream", 5.0),
+        ("PutLogEvents", 50.0),
+    ];
+    let (stub, log) = fleet(
+        40,
+        quotas,
+        "engine_::a_fleet_of_40_starting_at_once_loses_nothing",
+    );
+    if is_child() {
+        return;
+    }
+    let want = (0..40).flat_map(|i| labels(200, &format!("task {i}")));
+    assert_exactly_once(stub.all_events(), want);
+    assert!(log.contains("fleet: 0 record(s) lost"), "{log}");
+    eprintln!(
+        "fleet of 40: CreateLogStream {} calls ({} throttled), CreateLogGroup {} ({}), PutLogEvents {} ({})",
+        stub.count("CreateLogStream"),
+        stub.throttled("CreateLogStream"),
+        stub.count("CreateLogGroup"),
+        stub.throttled("CreateLogGroup"),
+        stub.count("PutLogEvents"),
+        stub.throttled("PutLogEvents"),
+    );
+}
+
+/// The harder fleet: stream creation alone takes about a minute (60 tasks, CreateLogStream
+/// 1/s). Throttling is CloudWatch asking us to wait: a flush keeps a throttled chunk up to
+/// `throttle_timeout` (60 s by default), so nothing is lost.
+#[test]
+fn a_fleet_whose_streams_take_a_minute_loses_nothing() {
+    let quotas = vec![
+        ("CreateLogGroup", 1.0),
+        ("PutRetentionPolicy", 1.0),
+        ("CreateLogStream", 1.0),
+        ("PutLogEvents", 50.0),
+    ];
+    let (stub, log) = fleet(
+        60,
+        quotas,
+        "engine_::a_fleet_whose_streams_take_a_minute_loses_nothing",
+    );
+    if is_child() {
+        return;
+    }
+    let want = (0..60).flat_map(|i| labels(200, &format!("task {i}")));
+    assert_exactly_once(stub.all_events(), want);
+    assert!(log.contains("fleet: 0 record(s) lost"), "{log}");
+    let refused = stub.throttled("CreateLogStream");
+    eprintln!("fleet of 60: {refused} throttled CreateLogStream calls");
+    // Backoff that spreads the fleet: well under one refused call per task per second.
+    assert!(refused < 60 * 30, "{refused} throttled calls");
+}
