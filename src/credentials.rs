@@ -19,6 +19,7 @@
 //! Nothing here logs a secret: container-credentials URLs (their path is a bearer
 //! capability) are shown without their path.
 
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -36,6 +37,7 @@ use aws_smithy_http_client::{ConnectorBuilder, tls};
 
 use crate::config::Config;
 use crate::http;
+use crate::log::Logger;
 
 /// A connection that cannot be made in this time is dead (nothing was sent: safe to try
 /// again). An answer is awaited until the flush's deadline instead (see `deliver.rs`): slow
@@ -107,23 +109,115 @@ pub async fn sdk_config(config: &Config, pace: Pace) -> SdkConfig {
         .role_session_name
         .clone()
         .unwrap_or_else(|| session_name(&host_name()));
-    let mut role = AssumeRoleProvider::builder(role_arn)
-        .session_name(name)
-        .session_length(creds.role_duration)
-        .configure(&sts_config);
-    if let Some(id) = &config.external_id {
-        role = role.external_id(id);
-    }
-    let provider = SharedCredentialsProvider::new(role.build().await);
+    let assume = async |length: Duration| {
+        let mut role = AssumeRoleProvider::builder(role_arn)
+            .session_name(name.clone())
+            .session_length(length)
+            .configure(&sts_config);
+        if let Some(id) = &config.external_id {
+            role = role.external_id(id);
+        }
+        SharedCredentialsProvider::new(role.build().await)
+    };
+    let asked = creds.role_duration;
+    let hour = match asked > ONE_HOUR {
+        true => Some(assume(ONE_HOUR).await),
+        false => None,
+    };
+    let role = Role {
+        asked: assume(asked).await,
+        hour,
+        seconds: asked.as_secs(),
+        use_hour: AtomicBool::new(false),
+        pace: pace.clone(),
+    };
+    let provider = SharedCredentialsProvider::new(role);
     base.into_builder()
         .credentials_provider(SharedCredentialsProvider::new(Paced { provider, pace }))
         .build()
 }
 
+/// The longest session STS grants a role assumed with credentials of another role (role
+/// chaining, as in an ECS task whose own credentials come from its task role).
+const ONE_HOUR: Duration = Duration::from_secs(3600);
+
+/// The assumed role, with the session length asked (`role_duration_seconds`); when STS
+/// refuses that length (`ValidationError`: role chaining is capped at one hour, and a
+/// role's `MaxSessionDuration` may be lower than asked), one hour from then on, with one
+/// warning.
+#[derive(Debug)]
+struct Role {
+    asked: SharedCredentialsProvider,
+    hour: Option<SharedCredentialsProvider>,
+    seconds: u64,
+    use_hour: AtomicBool,
+    pace: Pace,
+}
+
+impl ProvideCredentials for Role {
+    fn provide_credentials<'a>(&'a self) -> provider::future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        provider::future::ProvideCredentials::new(async move {
+            let Some(hour) = &self.hour else {
+                return self.asked.provide_credentials().await;
+            };
+            if self.use_hour.load(Relaxed) {
+                return hour.provide_credentials().await;
+            }
+            match self.asked.provide_credentials().await {
+                Err(e) if sts_code(&e) == Some("ValidationError") => {
+                    self.use_hour.store(true, Relaxed);
+                    if let Some(log) = &self.pace.log {
+                        log.warn(format_args!(
+                            "STS refused role_duration_seconds {} ({}); assuming the role for 3600 s instead (role chaining, as with an ECS task role, is capped at one hour, and the role's MaxSessionDuration may be lower)",
+                            self.seconds,
+                            sts_message(&e).unwrap_or("ValidationError")
+                        ));
+                    }
+                    hour.provide_credentials().await
+                }
+                other => other,
+            }
+        })
+    }
+}
+
+type AssumeRoleFailure = aws_sdk_sts::error::SdkError<
+    aws_sdk_sts::operation::assume_role::AssumeRoleError,
+    aws_sdk_sts::config::http::HttpResponse,
+>;
+
+/// STS's answer to a refused AssumeRole, among the causes of `e`.
+fn sts_failure(e: &CredentialsError) -> Option<&AssumeRoleFailure> {
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        if let Some(failure) = cause.downcast_ref::<AssumeRoleFailure>() {
+            return Some(failure);
+        }
+        source = cause.source();
+    }
+    None
+}
+
+fn sts_code(e: &CredentialsError) -> Option<&str> {
+    use aws_sdk_sts::error::ProvideErrorMetadata;
+    sts_failure(e)?.code()
+}
+
+fn sts_message(e: &CredentialsError) -> Option<&str> {
+    use aws_sdk_sts::error::ProvideErrorMetadata;
+    sts_failure(e)?.message()
+}
+
 /// When credentials may be fetched next: shared by every client an instance builds, so
-/// rebuilding a client does not reset it.
+/// rebuilding a client does not reset it. Also where credential warnings go.
 #[derive(Debug, Clone, Default)]
-pub struct Pace(Arc<Mutex<PaceState>>);
+pub struct Pace {
+    state: Arc<Mutex<PaceState>>,
+    log: Option<Logger>,
+}
 
 #[derive(Debug, Default)]
 struct PaceState {
@@ -138,9 +232,17 @@ const FIRST_PAUSE: Duration = Duration::from_secs(5);
 pub const MAX_PAUSE: Duration = Duration::from_secs(60);
 
 impl Pace {
+    /// A pace whose warnings go to `log`.
+    pub fn new(log: Logger) -> Self {
+        Pace {
+            state: Arc::default(),
+            log: Some(log),
+        }
+    }
+
     /// The last failure, if fetching again must wait.
     fn refused(&self, now: Instant) -> Option<(Duration, String)> {
-        let state = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         match &state.not_before {
             Some((t, why)) if now < *t => Some((*t - now, why.clone())),
             _ => None,
@@ -148,7 +250,7 @@ impl Pace {
     }
 
     fn record(&self, now: Instant, failure: Option<String>) {
-        let mut state = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         match failure {
             None => *state = PaceState::default(),
             Some(why) => {

@@ -72,7 +72,7 @@ impl Instance {
                 return None;
             }
         };
-        let pace = credentials::Pace::default();
+        let pace = credentials::Pace::new(log.clone());
         let client = runtime.block_on(new_client(config.clone(), pace.clone()));
         let for_refresh = config.clone();
         let refresh: Refresh =

@@ -57,6 +57,7 @@ pub struct JsonServer {
     pub port: u16,
     hits: Arc<Mutex<BTreeMap<String, usize>>>,
     headers: Arc<Mutex<Vec<(String, String)>>>,
+    bodies: Arc<Mutex<Vec<String>>>,
 }
 
 /// Scripted answers per path.
@@ -74,11 +75,13 @@ impl JsonServer {
         ));
         let hits = Arc::new(Mutex::new(BTreeMap::new()));
         let headers = Arc::new(Mutex::new(Vec::new()));
-        let (h, hd) = (hits.clone(), headers.clone());
+        let bodies = Arc::new(Mutex::new(Vec::new()));
+        let (h, hd, bd) = (hits.clone(), headers.clone(), bodies.clone());
         thread::spawn(move || {
             for conn in listener.incoming() {
                 let Ok(conn) = conn else { continue };
-                let (routes, hits, seen_headers) = (routes.clone(), h.clone(), hd.clone());
+                let (routes, hits, seen_headers, seen_bodies) =
+                    (routes.clone(), h.clone(), hd.clone(), bd.clone());
                 thread::spawn(move || {
                     let mut reader = BufReader::new(conn.try_clone().expect("clone"));
                     let mut writer = conn;
@@ -86,6 +89,10 @@ impl JsonServer {
                     if let Some(req) = read_request(&mut reader) {
                         *hits.lock().unwrap().entry(req.target.clone()).or_default() += 1;
                         *seen_headers.lock().unwrap() = req.headers.clone();
+                        seen_bodies
+                            .lock()
+                            .unwrap()
+                            .push(String::from_utf8_lossy(&req.body).into_owned());
                         let (status, body) = {
                             let mut routes = routes.lock().unwrap();
                             match routes.get_mut(&req.target) {
@@ -109,7 +116,13 @@ impl JsonServer {
             port,
             hits,
             headers,
+            bodies,
         }
+    }
+
+    /// The bodies of every request, in order.
+    pub fn bodies(&self) -> Vec<String> {
+        self.bodies.lock().unwrap().clone()
     }
 
     /// The headers of the last request.

@@ -456,3 +456,70 @@ fn a_fleet_whose_streams_take_a_minute_loses_nothing() {
     // Backoff that spreads the fleet: well under one refused call per task per second.
     assert!(refused < 60 * 30, "{refused} throttled calls");
 }
+
+const STS_REFUSES_DURATION: &str = r#"<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Sender</Type><Code>ValidationError</Code><Message>The requested DurationSeconds exceeds the 1 hour session limit for roles assumed by role chaining.</Message></Error><RequestId>r1</RequestId></ErrorResponse>"#;
+const STS_ASSUMED: &str = r#"<AssumeRoleResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><AssumeRoleResult><AssumedRoleUser><AssumedRoleId>AROAEXAMPLE:s</AssumedRoleId><Arn>arn:aws:sts::222222222222:assumed-role/firelens-cross-account/s</Arn></AssumedRoleUser><Credentials><AccessKeyId>ASIAEXAMPLECHAINED01</AccessKeyId><SecretAccessKey>chained-role-secret-key</SecretAccessKey><SessionToken>chained-role-session-token</SessionToken><Expiration>2099-01-01T00:00:00Z</Expiration></Credentials></AssumeRoleResult><ResponseMetadata><RequestId>r2</RequestId></ResponseMetadata></AssumeRoleResponse>"#;
+
+/// Role chaining: an ECS task's credentials come from its task role, and STS caps a role
+/// assumed with them at one hour. `role_duration_seconds 7200` is then refused; the role is
+/// assumed again for 3600 s, with one warning, and the logs are delivered.
+#[test]
+fn a_refused_role_duration_falls_back_to_one_hour() {
+    if is_child() {
+        let (url, sts) = (var("STUB"), var("STS"));
+        let out = plugin()
+            .init(&options(
+                &url,
+                &[
+                    ("role_arn", ROLE_ARN),
+                    ("role_duration_seconds", "7200"),
+                    ("sts_endpoint", &sts),
+                ],
+            ))
+            .expect("init");
+        assert_eq!(out.flush("app", &chunk(4, "c")), FLB_OK);
+        assert_eq!(out.flush("app", &chunk(4, "d")), FLB_OK);
+        assert_eq!(out.exit(), FLB_OK);
+        return;
+    }
+    let stub = Stub::start(Rules::default());
+    let sts = JsonServer::start(vec![(
+        "/",
+        vec![
+            (400, STS_REFUSES_DURATION.into()),
+            (200, STS_ASSUMED.into()),
+        ],
+    )]);
+    let log = stderr(&run_child(
+        "engine_::a_refused_role_duration_falls_back_to_one_hour",
+        &[("STUB", &stub.url()), ("STS", &sts.url(""))],
+    ));
+    let asked: Vec<String> = sts
+        .bodies()
+        .iter()
+        .filter_map(|b| {
+            b.split('&')
+                .find(|p| p.starts_with("DurationSeconds="))
+                .map(str::to_owned)
+        })
+        .collect();
+    assert_eq!(
+        asked,
+        ["DurationSeconds=7200", "DurationSeconds=3600"],
+        "{log}"
+    );
+    let warnings: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("STS refused role_duration_seconds 7200"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{log}");
+    assert!(
+        warnings[0].contains("assuming the role for 3600 s instead"),
+        "{}",
+        warnings[0]
+    );
+    assert_exactly_once(
+        stub.all_events(),
+        labels(4, "c").into_iter().chain(labels(4, "d")),
+    );
+}

@@ -68,6 +68,8 @@ const SECRETS: &[&str] = &[
     "/v2/credentials/",
     "/creds",
     "FQoGZXIvYXdzE",
+    "chained-role-secret-key",
+    "chained-role-session-token",
     "SecretAccessKey",
     "aws_secret_access_key",
 ];
