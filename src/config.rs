@@ -197,6 +197,8 @@ pub struct OptionError {
     /// `None` when the option is missing.
     pub value: Option<String>,
     pub accepted: String,
+    /// The value is a secret (`external_id`): never shown, only its length.
+    pub secret: bool,
 }
 
 /// The longest part of a bad value quoted back in an error.
@@ -206,6 +208,13 @@ impl fmt::Display for OptionError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.value {
             None => write!(f, "missing '{}': {}", self.option, self.accepted),
+            Some(v) if self.secret => write!(
+                f,
+                "invalid '{}' (value not shown, {} bytes): {}",
+                self.option,
+                v.len(),
+                self.accepted
+            ),
             Some(v) => {
                 let end = v.floor_char_boundary(MAX_QUOTED);
                 let more = if end < v.len() {
@@ -233,6 +242,7 @@ fn invalid(option: &'static str, value: &str, accepted: impl Into<String>) -> Op
         option,
         value: Some(value.to_owned()),
         accepted: accepted.into(),
+        secret: false,
     }
 }
 
@@ -241,6 +251,7 @@ fn missing(option: &'static str, accepted: impl Into<String>) -> OptionError {
         option,
         value: None,
         accepted: accepted.into(),
+        secret: false,
     }
 }
 
@@ -318,6 +329,7 @@ impl Config {
                     option: "log_stream_prefix",
                     value: get("log_stream_prefix"),
                     accepted: "set only one of 'log_stream_name' and 'log_stream_prefix'".into(),
+                    secret: false,
                 });
             }
             (Some(name), None) => StreamName::Fixed(stream_template(&name)?),
@@ -765,11 +777,14 @@ fn external_id(v: &str) -> Result<String, OptionError> {
     if ok {
         Ok(v.to_owned())
     } else {
-        Err(invalid(
-            "external_id",
-            v,
-            "expected 2 to 1224 characters of letters, digits and _+=,.@:/-",
-        ))
+        Err(OptionError {
+            secret: true,
+            ..invalid(
+                "external_id",
+                v,
+                "expected 2 to 1224 characters of letters, digits and _+=,.@:/-",
+            )
+        })
     }
 }
 
@@ -1017,6 +1032,17 @@ mod tests {
             assert_eq!(e.option, *option);
             assert!(e.to_string().contains(want), "{e}");
         }
+    }
+
+    /// An invalid external id is a secret all the same: its error says what is accepted,
+    /// never the value.
+    #[test]
+    fn an_invalid_external_id_is_not_echoed() {
+        let e = with(&[("external_id", "s3cret value!")]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid 'external_id' (value not shown, 13 bytes): expected 2 to 1224 characters of letters, digits and _+=,.@:/-"
+        );
     }
 
     #[test]
