@@ -176,7 +176,7 @@ fn record_templates_route_each_record() {
         .collect();
     assert_eq!(warnings.len(), 1, "{log}");
     assert!(
-        warnings[0].contains("the record has no key $app"),
+        warnings[0].contains("the record has no key $(app)"),
         "{}",
         warnings[0]
     );
