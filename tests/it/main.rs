@@ -7,6 +7,9 @@ mod support;
 mod abi_;
 /// Cross-account delivery, several instances, concurrent flushes, delivery failures.
 mod deliver_;
+/// A drop-in for AWS's Go plugin: what it runs starts, its names land in the same place,
+/// upstream v1.9.10's exit sequence.
+mod dropin_;
 /// CloudWatch's rules for events: sizes, oversize policies, rejections, rate-limited warnings.
 mod events_;
 /// The example files parse and agree with each other and with the option parser.
