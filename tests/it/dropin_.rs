@@ -198,3 +198,146 @@ fn the_v1_9_10_exit_sequence_with_two_instances() {
         assert_eq!(exits, 1, "{instance} exited once:\n{log}");
     }
 }
+
+/// Every option AWS's Go plugin v1.9.4 reads (`getConfiguration` in its
+/// `fluent-bit-cloudwatch.go`).
+const GO_OPTIONS: &[&str] = &[
+    "region",
+    "log_group_name",
+    "log_stream_name",
+    "log_stream_prefix",
+    "default_log_group_name",
+    "default_log_stream_name",
+    "log_key",
+    "role_arn",
+    "auto_create_group",
+    "auto_create_stream",
+    "new_log_group_tags",
+    "log_retention_days",
+    "endpoint",
+    "sts_endpoint",
+    "external_id",
+    "credentials_endpoint",
+    "log_format",
+    "extra_user_agent",
+];
+
+/// Every option of Fluent Bit's C plugin `cloudwatch_logs` (its config map).
+const C_OPTIONS: &[&str] = &[
+    "region",
+    "log_group_name",
+    "log_stream_name",
+    "log_stream_prefix",
+    "log_group_template",
+    "log_stream_template",
+    "log_key",
+    "extra_user_agent",
+    "log_format",
+    "role_arn",
+    "auto_create_group",
+    "auto_retry_requests",
+    "log_retention_days",
+    "endpoint",
+    "sts_endpoint",
+    "external_id",
+    "profile",
+    "log_group_class",
+    "metric_namespace",
+    "metric_dimensions",
+    "add_entity",
+];
+
+/// The option rows of the guide's table under `heading`: (option, [(value, outcome)]).
+fn option_rows(heading: &str) -> Vec<(String, Vec<(String, String)>)> {
+    let guide = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/guide.md"))
+        .expect("docs/guide.md");
+    let rows: Vec<(String, Vec<(String, String)>)> = guide
+        .lines()
+        .skip_while(|l| *l != heading)
+        .skip(1)
+        .take_while(|l| !l.starts_with('#'))
+        .filter(|l| l.starts_with("| `"))
+        .map(|l| {
+            let cells: Vec<&str> = l.split(" | ").collect();
+            let option = cells[0]
+                .trim_start_matches("| ")
+                .trim_matches('`')
+                .to_owned();
+            let examples = cells
+                .last()
+                .unwrap()
+                .trim_end_matches(" |")
+                .split("; ")
+                .map(|e| {
+                    let (value, outcome) = e
+                        .strip_prefix('`')
+                        .and_then(|e| e.split_once("`: "))
+                        .unwrap_or_else(|| {
+                            panic!("{option}: example {e:?} is not `value`: outcome")
+                        });
+                    (value.to_owned(), outcome.to_owned())
+                })
+                .collect();
+            (option, examples)
+        })
+        .collect();
+    assert!(!rows.is_empty(), "no rows under {heading}");
+    rows
+}
+
+/// What the option parser does with `option value` on top of a minimal configuration.
+fn outcome(option: &str, value: &str) -> String {
+    let mut props: Vec<(&str, &str)> = vec![
+        ("region", "ap-northeast-1"),
+        ("log_group_name", "/ecs/httpd"),
+        ("log_stream_name", "s"),
+    ];
+    props.retain(|(k, _)| {
+        *k != option && !(option == "log_stream_prefix" && *k == "log_stream_name")
+    });
+    props.push((option, value));
+    let get = |k: &str| {
+        props
+            .iter()
+            .find(|(p, _)| *p == k)
+            .map(|(_, v)| v.to_string())
+    };
+    match flb_out_cloudwatch::config::Config::from_properties(get, None) {
+        Ok(c) if c.warnings.is_empty() && c.ignored.is_empty() => "starts".into(),
+        Ok(_) => "starts, warns".into(),
+        Err(e) => {
+            assert_eq!(e.option, option, "{e}");
+            "fails".into()
+        }
+    }
+}
+
+fn check_table(heading: &str, options: &[&str]) {
+    let rows = option_rows(heading);
+    let mut listed: Vec<&str> = rows.iter().map(|(o, _)| o.as_str()).collect();
+    listed.sort();
+    let mut want = options.to_vec();
+    want.sort();
+    assert_eq!(listed, want, "{heading}: one row per option");
+    for (option, examples) in &rows {
+        assert!(
+            flb_out_cloudwatch::config::OPTION_NAMES.contains(&option.as_str()),
+            "{option} is not read by the plugin"
+        );
+        for (value, claimed) in examples {
+            assert_eq!(
+                &outcome(option, value),
+                claimed,
+                "{heading}: {option} {value:?}"
+            );
+        }
+    }
+}
+
+/// The guide's migration tables agree with the option parser: one row per option of each
+/// plugin, and every example value starts, starts with a warning, or fails, as written.
+#[test]
+fn the_guide_s_difference_tables_agree_with_the_option_parser() {
+    check_table("### Options, compared with the Go plugin", GO_OPTIONS);
+    check_table("### Options, compared with the C plugin", C_OPTIONS);
+}
