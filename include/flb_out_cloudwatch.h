@@ -87,7 +87,9 @@ int FLBPluginInit(void *plugin);
 int FLBPluginFlushCtx(void *remote_ctx, const void *data, int length, char *tag);
 
 /* Logs the instance's totals and frees it; the last instance stops the plugin's threads.
- * Returns FLB_OK. */
+ * Any other pointer (an instance already exited, as upstream v1.9.10 passes the last
+ * instance's context once per instance) exits the oldest instance not yet exited, or does
+ * nothing when none is left. Returns FLB_OK. */
 int FLBPluginExitCtx(void *remote_ctx);
 
 /* Nothing to free: Register allocated nothing. */

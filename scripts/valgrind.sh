@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 case "${1:-}" in
   "") # The volume tests (10 MB, a million records, memory peaks, the mutation smoke test)
       # run the same code as the small cases, fifty times slower under valgrind.
-    args=(abi_ hostile_ --skip a_million_tiny_records --skip a_10_mb_string
+    args=(abi_ hostile_ dropin_::the_v1_9_10_exit_sequence_with_two_instances --skip a_million_tiny_records --skip a_10_mb_string
       --skip memory_is_proportional --skip fuzz_invariants_hold) ;;
   --full) args=(abi_ hostile_) ;;
   *) args=("$@") ;;

@@ -10,7 +10,7 @@
 
 use std::ffi::{CStr, CString, c_char, c_int, c_void};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::{Arc, mpsc};
+use std::sync::{Arc, Mutex, PoisonError, mpsc};
 
 use crate::instance::{Instance, Outcome};
 
@@ -170,7 +170,11 @@ pub unsafe extern "C" fn FLBPluginInit(plugin: *mut c_void) -> c_int {
         };
         match Instance::start(get) {
             Some(instance) => {
-                context.remote_context = Arc::into_raw(Arc::new(instance)).cast_mut().cast();
+                let instance = Arc::into_raw(Arc::new(instance));
+                LIVE.lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(Live(instance));
+                context.remote_context = instance.cast_mut().cast();
                 1
             }
             None => 0,
@@ -225,19 +229,50 @@ pub unsafe extern "C" fn FLBPluginFlushCtx(
     })
 }
 
+/// An instance Init made and ExitCtx has not freed yet.
+struct Live(*const Instance);
+
+// SAFETY: only the address travels between threads; the instance is `Sync` and is freed
+// by the one ExitCtx that removes it from `LIVE`.
+unsafe impl Send for Live {}
+
+/// Every instance not yet exited, in Init order. Upstream Fluent Bit v1.9.10 calls ExitCtx
+/// once per instance, but every call with the *last* Init's context (its Go proxy keeps one
+/// context slot per loaded object: `../shared/fluent-bit-go-abi.md`). Freeing whatever
+/// pointer comes would free that instance twice and never the others. So ExitCtx frees only
+/// a pointer listed here; any other non-NULL pointer (one already exited, or garbage read
+/// from the host's freed slot) exits the oldest instance still listed — one the host never
+/// passed — so that on v1.9.10 each instance is exited exactly once and the last exit stops
+/// the plugin's threads. Hosts that pass each instance its own context never take that path.
+static LIVE: Mutex<Vec<Live>> = Mutex::new(Vec::new());
+
 /// Called once per instance at shutdown: logs its totals and frees it; the last instance
-/// stops the plugin's threads (after any flush thread let go of the instance).
+/// stops the plugin's threads. A pointer that is not a live instance of ours exits the
+/// oldest live one instead (see [`LIVE`]); with none left it does nothing.
 ///
 /// # Safety
-/// `remote_ctx` is NULL or what `FLBPluginInit` stored; no flush of it runs or follows.
+/// `remote_ctx` is NULL or any pointer (it is compared, never dereferenced, unless it is a
+/// live instance); no flush of the instance exited runs or follows.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn FLBPluginExitCtx(remote_ctx: *mut c_void) -> c_int {
     guard(FLB_ERROR, || {
         if remote_ctx.is_null() {
             return FLB_OK;
         }
-        // SAFETY: made by Arc::into_raw in Init; the host passes it to ExitCtx once.
-        let instance = unsafe { Arc::from_raw(remote_ctx.cast::<Instance>().cast_const()) };
+        let exited = {
+            let mut live = LIVE.lock().unwrap_or_else(PoisonError::into_inner);
+            match live.iter().position(|l| l.0.cast::<c_void>() == remote_ctx) {
+                Some(i) => Some(live.remove(i)),
+                None if live.is_empty() => None,
+                None => Some(live.remove(0)),
+            }
+        };
+        let Some(Live(instance)) = exited else {
+            return FLB_OK;
+        };
+        // SAFETY: made by Arc::into_raw in Init and just removed from LIVE, so no other
+        // ExitCtx can take this reference again.
+        let instance = unsafe { Arc::from_raw(instance) };
         instance.exit();
         drop(instance);
         crate::runtime::release();

@@ -1,14 +1,18 @@
 //! `[OUTPUT]` properties → a validated [`Config`].
 //!
 //! Every option is read here, once, at Init, with the names and meanings of AWS's Go plugin
-//! `cloudwatch`. An empty value means "not set", as in the Go plugin. A missing or invalid
-//! option is an [`OptionError`] that names the option, the value and what is accepted. No
-//! I/O happens here: credentials and AWS calls come after validation.
+//! `cloudwatch` (v1.9.4). An empty value means "not set", as in the Go plugin. Every value
+//! that plugin runs with starts here too: what it cleans or ignores (names with characters
+//! CloudWatch refuses, `log_retention_days 0`, `auto_create_stream off`) is taken as it takes
+//! it, with one warning in [`Config::warnings`] saying what will be used. A value no plugin
+//! could make sense of (`auto_create_group maybe`, an unclosed `$(`) is an [`OptionError`]
+//! that names the option, the value (never a secret's) and what is accepted. No I/O happens
+//! here: credentials and AWS calls come after validation.
 
 use std::fmt;
 use std::time::Duration;
 
-use crate::template::{Needs, Template};
+use crate::template::{self, Needs, Template};
 
 /// Every option this plugin reads, as users write it in `[OUTPUT]`.
 pub const OPTION_NAMES: &[&str] = &[
@@ -174,6 +178,9 @@ pub struct Config {
     pub extra_user_agent: Option<String>,
     /// Options set that this plugin accepts but does not act on.
     pub ignored: Vec<&'static str>,
+    /// One line per value taken differently from how it was written (a name cleaned as the
+    /// Go plugin cleans it, a value the Go plugin ignores): logged as warnings at Init.
+    pub warnings: Vec<String>,
     pub log_key: Option<String>,
     pub auto_create_group: bool,
     pub auto_create_stream: bool,
@@ -203,6 +210,8 @@ pub struct OptionError {
     /// `None` when the option is missing.
     pub value: Option<String>,
     pub accepted: String,
+    /// The value is a secret (`external_id`): never shown, only its length.
+    pub secret: bool,
 }
 
 /// The longest part of a bad value quoted back in an error.
@@ -212,6 +221,13 @@ impl fmt::Display for OptionError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.value {
             None => write!(f, "missing '{}': {}", self.option, self.accepted),
+            Some(v) if self.secret => write!(
+                f,
+                "invalid '{}' (value not shown, {} bytes): {}",
+                self.option,
+                v.len(),
+                self.accepted
+            ),
             Some(v) => {
                 let end = v.floor_char_boundary(MAX_QUOTED);
                 let more = if end < v.len() {
@@ -239,6 +255,7 @@ fn invalid(option: &'static str, value: &str, accepted: impl Into<String>) -> Op
         option,
         value: Some(value.to_owned()),
         accepted: accepted.into(),
+        secret: false,
     }
 }
 
@@ -247,6 +264,7 @@ fn missing(option: &'static str, accepted: impl Into<String>) -> OptionError {
         option,
         value: None,
         accepted: accepted.into(),
+        secret: false,
     }
 }
 
@@ -266,6 +284,7 @@ impl Config {
             log_format: None,
             extra_user_agent: None,
             ignored: Vec::new(),
+            warnings: Vec::new(),
             log_key: None,
             auto_create_group: false,
             auto_create_stream: true,
@@ -302,8 +321,9 @@ impl Config {
                 }
             },
         };
+        let mut warnings = Vec::new();
         let log_group_name = match get("log_group_name") {
-            Some(g) => group_name(&g)?,
+            Some(g) => go_name_template("log_group_name", &g, Kind::Group, &mut warnings)?,
             None => return Err(missing("log_group_name", "the log group to write to")),
         };
         let record_accessor = |option: &'static str| -> Result<Option<Template>, OptionError> {
@@ -325,12 +345,16 @@ impl Config {
                     option: "log_stream_prefix",
                     value: get("log_stream_prefix"),
                     accepted: "set only one of 'log_stream_name' and 'log_stream_prefix'".into(),
+                    secret: false,
                 });
             }
-            (Some(name), None) => StreamName::Fixed(stream_template(&name)?),
-            (None, Some(prefix)) => {
-                StreamName::Prefix(stream_name("log_stream_prefix", &prefix, true)?)
-            }
+            (Some(name), None) => StreamName::Fixed(go_name_template(
+                "log_stream_name",
+                &name,
+                Kind::Stream,
+                &mut warnings,
+            )?),
+            (None, Some(prefix)) => StreamName::Prefix(stream_prefix(&prefix, &mut warnings)?),
             (None, None) => {
                 return Err(missing(
                     "log_stream_name",
@@ -338,6 +362,18 @@ impl Config {
                 ));
             }
         };
+        let auto_create_group = go_boolean(
+            "auto_create_group",
+            get("auto_create_group"),
+            false,
+            &mut warnings,
+        )?;
+        let auto_create_stream = go_boolean(
+            "auto_create_stream",
+            get("auto_create_stream"),
+            true,
+            &mut warnings,
+        )?;
         Ok(Config {
             region,
             log_group_name,
@@ -345,21 +381,31 @@ impl Config {
             log_group_template: record_accessor("log_group_template")?,
             log_stream_template: record_accessor("log_stream_template")?,
             default_log_group_name: match get("default_log_group_name") {
-                Some(v) => group_name_literal("default_log_group_name", &v)?,
+                Some(v) => default_name("default_log_group_name", &v, Kind::Group, &mut warnings),
                 None => DEFAULT_GROUP.to_owned(),
             },
             default_log_stream_name: match get("default_log_stream_name") {
-                Some(v) => stream_name("default_log_stream_name", &v, false)?,
+                Some(v) => default_name("default_log_stream_name", &v, Kind::Stream, &mut warnings),
                 None => DEFAULT_STREAM.to_owned(),
             },
             group: GroupOptions {
-                tags: get("new_log_group_tags")
-                    .map(|v| tags(&v))
-                    .transpose()?
-                    .unwrap_or_default(),
-                retention_days: get("log_retention_days")
-                    .map(|v| retention_days(&v))
-                    .transpose()?,
+                tags: match get("new_log_group_tags").map(|v| tags(&v)) {
+                    None => Vec::new(),
+                    Some(Ok(t)) => t,
+                    Some(Err(e)) => only_for_new_groups(e, auto_create_group, &mut warnings)?
+                        .unwrap_or_default(),
+                },
+                retention_days: match get("log_retention_days") {
+                    None => None,
+                    Some(v) => match retention_days(&v) {
+                        Ok(days) => days,
+                        // A number CloudWatch refuses; no number at all always fails.
+                        Err(e) if v.trim().parse::<i64>().is_ok() => {
+                            only_for_new_groups(e, auto_create_group, &mut warnings)?
+                        }
+                        Err(e) => return Err(e),
+                    },
+                },
                 class: get("log_group_class")
                     .map(|v| group_class(&v))
                     .transpose()?,
@@ -391,9 +437,10 @@ impl Config {
                 .copied()
                 .filter(|o| get(o).is_some())
                 .collect(),
+            warnings,
             log_key: get("log_key").map(|v| log_key(&v)).transpose()?,
-            auto_create_group: boolean("auto_create_group", get("auto_create_group"), false)?,
-            auto_create_stream: boolean("auto_create_stream", get("auto_create_stream"), true)?,
+            auto_create_group,
+            auto_create_stream,
             role_arn: get("role_arn").map(|v| role_arn(&v)).transpose()?,
             external_id: get("external_id").map(|v| external_id(&v)).transpose()?,
             endpoint: get("endpoint")
@@ -452,14 +499,17 @@ fn tags(v: &str) -> Result<Vec<(String, String)>, OptionError> {
     Ok(out)
 }
 
-fn retention_days(v: &str) -> Result<i32, OptionError> {
-    match v.trim().parse::<i32>() {
-        Ok(n) if RETENTION_DAYS.contains(&n) => Ok(n),
+/// `log_retention_days`: a retention CloudWatch accepts; 0 or less means unset, as in the
+/// Go plugin ("if set to a number greater than zero") and the C plugin.
+fn retention_days(v: &str) -> Result<Option<i32>, OptionError> {
+    match v.trim().parse::<i64>() {
+        Ok(n) if n <= 0 => Ok(None),
+        Ok(n) if RETENTION_DAYS.iter().any(|&d| i64::from(d) == n) => Ok(i32::try_from(n).ok()),
         _ => Err(invalid(
             "log_retention_days",
             v,
             format!(
-                "must be one of {}",
+                "must be 0 (unset) or one of {}",
                 RETENTION_DAYS
                     .iter()
                     .map(i32::to_string)
@@ -645,6 +695,69 @@ fn boolean(
     }
 }
 
+/// A boolean option of the Go plugin, which reads only `true` and `false` (any case) and
+/// takes its default for every other value. `on`/`yes`/`off`/`no` are taken so that the
+/// plugin delivers at least what the Go plugin delivered: `auto_create_group on` creates
+/// groups (the Go plugin would not, and fail on a missing group), but
+/// `auto_create_stream off` keeps creating streams, as the Go plugin did (only `false`
+/// turns it off). Either way a warning names what the Go plugin did.
+fn go_boolean(
+    option: &'static str,
+    value: Option<String>,
+    go_default: bool,
+    warnings: &mut Vec<String>,
+) -> Result<bool, OptionError> {
+    let Some(v) = value else {
+        return Ok(go_default);
+    };
+    let ours = boolean(option, Some(v.clone()), go_default)?;
+    let lower = v.trim().to_ascii_lowercase();
+    if lower == "true" || lower == "false" || ours == go_default {
+        return Ok(ours);
+    }
+    let taken = ours || go_default;
+    warnings.push(format!(
+        "{option} {}: AWS's Go plugin reads only true/false and takes its default ({go_default}) for this value; this plugin takes {taken}{}",
+        quoted(&v),
+        if taken == go_default {
+            " as it did: write 'false' to turn it off"
+        } else {
+            ""
+        }
+    ));
+    Ok(taken)
+}
+
+/// A value quoted in a warning: at most [`MAX_QUOTED`] bytes of it.
+fn quoted(v: &str) -> String {
+    let end = v.floor_char_boundary(MAX_QUOTED);
+    if end < v.len() {
+        format!("{:?}... ({} bytes)", &v[..end], v.len())
+    } else {
+        format!("{v:?}")
+    }
+}
+
+/// An option that only acts on groups the plugin creates (`new_log_group_tags`,
+/// `log_retention_days`): with `auto_create_group` off the Go plugin never uses it, so a
+/// value CloudWatch would refuse is ignored with a warning instead of failing Init.
+fn only_for_new_groups<T>(
+    e: OptionError,
+    auto_create_group: bool,
+    warnings: &mut Vec<String>,
+) -> Result<Option<T>, OptionError> {
+    if auto_create_group {
+        return Err(e);
+    }
+    warnings.push(format!(
+        "{} {}: ignored, as CloudWatch would refuse it ({}) and it only applies to groups the plugin creates (auto_create_group is off)",
+        e.option,
+        quoted(e.value.as_deref().unwrap_or_default()),
+        e.accepted
+    ));
+    Ok(None)
+}
+
 fn region(option: &'static str, v: &str) -> Result<String, OptionError> {
     // Parts of lowercase letters and digits joined by single hyphens: us-east-1, cn-north-1.
     let ok = (2..=32).contains(&v.len())
@@ -681,56 +794,119 @@ fn log_key(v: &str) -> Result<String, OptionError> {
     }
 }
 
-/// `log_group_name`: a `$(...)` template, or a literal name valid for CloudWatch.
-fn group_name(v: &str) -> Result<Template, OptionError> {
-    let t = Template::parse_go(v).map_err(|e| invalid("log_group_name", v, format!("{e}; templates are $(tag), $(tag[0]) to $(tag[9]), $(ecs_task_id), $(ecs_cluster), $(ecs_task_arn), $(uuid), $(key) or $(key['sub'])")))?;
-    if t.needs() == Needs::Nothing {
-        group_name_literal("log_group_name", v)?;
-    }
-    Ok(t)
+/// Which kind of name an option gives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Group,
+    Stream,
 }
 
-/// CloudWatch: 1–512 characters of `A-Z a-z 0-9 _ . / # -`.
-fn group_name_literal(option: &'static str, v: &str) -> Result<String, OptionError> {
-    let ok = v.len() <= MAX_NAME_BYTES
-        && v.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_./#-".contains(&b));
-    if ok {
-        Ok(v.to_owned())
-    } else {
-        Err(invalid(
-            option,
-            v,
-            "expected 1 to 512 characters of A-Z a-z 0-9 _ . / # -",
-        ))
-    }
-}
+const TEMPLATE_VARIABLES: &str = "templates are $(tag), $(tag[0]) to $(tag[9]), $(ecs_task_id), $(ecs_cluster), $(ecs_task_arn), $(uuid), $(key) or $(key['sub'])";
 
-/// `log_stream_name`: a `$(...)` template, or a literal name valid for CloudWatch.
-fn stream_template(v: &str) -> Result<Template, OptionError> {
-    let t = Template::parse_go(v).map_err(|e| invalid("log_stream_name", v, format!("{e}; templates are $(tag), $(tag[0]) to $(tag[9]), $(ecs_task_id), $(ecs_cluster), $(ecs_task_arn), $(uuid), $(key) or $(key['sub'])")))?;
-    if t.needs() == Needs::Nothing {
-        stream_name("log_stream_name", v, false)?;
+/// `log_group_name` / `log_stream_name`: a `$(...)` template, or a name. Like the Go
+/// plugin, only an unclosed `$(` is refused; the text is cleaned when rendered, by the Go
+/// plugin's rules, and a warning says what a name (or a template's text) becomes.
+fn go_name_template(
+    option: &'static str,
+    v: &str,
+    kind: Kind,
+    warnings: &mut Vec<String>,
+) -> Result<Template, OptionError> {
+    let t = Template::parse_go(v)
+        .map_err(|e| invalid(option, v, format!("{e}; {TEMPLATE_VARIABLES}")))?;
+    for note in t.notes() {
+        warnings.push(format!("{option} {}: {note}", quoted(v)));
     }
-    Ok(t)
-}
-
-/// CloudWatch: 1–512 characters, no `:` or `*`. A prefix may be shorter than a name.
-fn stream_name(option: &'static str, v: &str, prefix: bool) -> Result<String, OptionError> {
-    let limit = if prefix {
-        MAX_NAME_BYTES - 1
-    } else {
-        MAX_NAME_BYTES
+    let text = t.literal_text();
+    let mut cleaned = String::new();
+    match kind {
+        Kind::Group => template::clean_group(text.as_bytes(), false, &mut cleaned),
+        Kind::Stream => template::clean_stream(text.as_bytes(), &mut cleaned),
+    }
+    let rule = match kind {
+        Kind::Group => {
+            "every character outside A-Z a-z 0-9 _ - . / becomes '.' (per byte), as AWS's Go plugin does"
+        }
+        Kind::Stream => "':' and '*' become '.', as AWS's Go plugin does",
     };
-    if v.len() <= limit && !v.contains([':', '*']) {
-        Ok(v.to_owned())
-    } else {
-        Err(invalid(
-            option,
-            v,
-            format!("expected 1 to {limit} bytes without ':' or '*'"),
-        ))
+    if t.needs() == Needs::Nothing {
+        if cleaned != text {
+            let cut = if text.len() > MAX_NAME_BYTES {
+                ", cut to 512 bytes"
+            } else {
+                ""
+            };
+            warnings.push(format!(
+                "{option} {}: the {} is {} ({rule}{cut})",
+                quoted(v),
+                kind_name(kind),
+                quoted(&cleaned)
+            ));
+        }
+    } else if cleaned.len() == text.len() && cleaned != text {
+        warnings.push(format!(
+            "{option} {}: in the text around its variables {rule}",
+            quoted(v)
+        ));
     }
+    Ok(t)
+}
+
+fn kind_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Group => "group",
+        Kind::Stream => "stream",
+    }
+}
+
+/// `default_log_group_name` / `default_log_stream_name`: used as they are (the Go plugin
+/// does not clean them), except what CloudWatch would refuse, which is cleaned (with `#`
+/// kept in groups) with a warning: the Go plugin could never deliver to such a name.
+fn default_name(option: &'static str, v: &str, kind: Kind, warnings: &mut Vec<String>) -> String {
+    let mut cleaned = String::new();
+    match kind {
+        Kind::Group => template::clean_group(v.as_bytes(), true, &mut cleaned),
+        Kind::Stream => template::clean_stream(v.as_bytes(), &mut cleaned),
+    }
+    if cleaned != v {
+        warnings.push(format!(
+            "{option} {}: CloudWatch refuses this {} name; using {} ({}; cut to 512 bytes)",
+            quoted(v),
+            kind_name(kind),
+            quoted(&cleaned),
+            match kind {
+                Kind::Group => "characters outside A-Z a-z 0-9 _ - . / # become '.'",
+                Kind::Stream => "':' and '*' become '.'",
+            }
+        ));
+    }
+    cleaned
+}
+
+/// `log_stream_prefix`: streams are prefix + tag, cleaned and cut to 512 bytes when
+/// rendered. A prefix with `:` or `*` (which CloudWatch refuses, and the Go plugin sends as
+/// it is) gets a warning; one that leaves no room for a tag is refused.
+fn stream_prefix(v: &str, warnings: &mut Vec<String>) -> Result<String, OptionError> {
+    let limit = MAX_NAME_BYTES - 1;
+    if v.len() > limit {
+        return Err(invalid(
+            "log_stream_prefix",
+            v,
+            format!(
+                "expected at most {limit} bytes, leaving room for the tag in a stream name of 512"
+            ),
+        ));
+    }
+    if v.contains([':', '*']) {
+        let mut cleaned = String::new();
+        template::clean_stream(v.as_bytes(), &mut cleaned);
+        warnings.push(format!(
+            "log_stream_prefix {}: CloudWatch refuses ':' and '*' in stream names; streams are named {} + tag",
+            quoted(v),
+            quoted(&cleaned)
+        ));
+    }
+    Ok(v.to_owned())
 }
 
 /// `arn:<partition>:iam::<12-digit account>:role/<path/>name`.
@@ -776,11 +952,14 @@ fn external_id(v: &str) -> Result<String, OptionError> {
     if ok {
         Ok(v.to_owned())
     } else {
-        Err(invalid(
-            "external_id",
-            v,
-            "expected 2 to 1224 characters of letters, digits and _+=,.@:/-",
-        ))
+        Err(OptionError {
+            secret: true,
+            ..invalid(
+                "external_id",
+                v,
+                "expected 2 to 1224 characters of letters, digits and _+=,.@:/-",
+            )
+        })
     }
 }
 
@@ -908,12 +1087,42 @@ mod tests {
             ("FALSE", false),
         ] {
             assert_eq!(
-                with(&[("auto_create_stream", v)])
+                with(&[("auto_retry_requests", v)])
                     .unwrap()
-                    .auto_create_stream,
+                    .auto_retry_requests,
                 want
             );
         }
+        // The Go plugin's own booleans: it reads only true/false. Where it would have
+        // delivered more with its default, so does this plugin; a warning says so.
+        for (option, v, want, warned) in [
+            ("auto_create_stream", "FALSE", false, false),
+            ("auto_create_stream", "True", true, false),
+            ("auto_create_stream", "yes", true, false),
+            ("auto_create_stream", "off", true, true),
+            ("auto_create_stream", "no", true, true),
+            ("auto_create_group", "on", true, true),
+            ("auto_create_group", "off", false, false),
+        ] {
+            let c = with(&[(option, v)]).unwrap();
+            let got = if option == "auto_create_group" {
+                c.auto_create_group
+            } else {
+                c.auto_create_stream
+            };
+            assert_eq!(
+                (got, c.warnings.len()),
+                (want, usize::from(warned)),
+                "{option} {v}"
+            );
+        }
+        let c = with(&[("auto_create_stream", "off")]).unwrap();
+        assert_eq!(
+            c.warnings,
+            vec![
+                "auto_create_stream \"off\": AWS's Go plugin reads only true/false and takes its default (true) for this value; this plugin takes true as it did: write 'false' to turn it off"
+            ]
+        );
         let e = with(&[("auto_create_group", "maybe")]).unwrap_err();
         assert_eq!(
             e.to_string(),
@@ -929,44 +1138,131 @@ mod tests {
         assert_eq!(e.option, "log_stream_name");
     }
 
-    #[test]
-    fn names_follow_cloudwatch_rules() {
-        assert_eq!(
-            config(&[
-                ("region", "us-east-1"),
-                ("log_group_name", "bad group"),
-                ("log_stream_name", "s")
-            ])
-            .unwrap_err()
-            .option,
-            "log_group_name"
-        );
-        assert_eq!(
-            config(&[
-                ("region", "us-east-1"),
-                ("log_group_name", "g"),
-                ("log_stream_name", "a:b")
-            ])
-            .unwrap_err()
-            .option,
-            "log_stream_name"
-        );
-        // Templates: parsed at Init, so a typo fails there with the list of variables.
-        let c = config(&[
+    fn names(group: &str, stream: &str) -> Result<Config, OptionError> {
+        config(&[
             ("region", "us-east-1"),
-            ("log_group_name", "/ecs/$(ecs_cluster)"),
-            ("log_stream_name", "$(ecs_task_id)"),
+            ("log_group_name", group),
+            ("log_stream_name", stream),
+        ])
+    }
+
+    /// Names with characters CloudWatch refuses start, as with the Go plugin, which cleans
+    /// them; one warning each names the option, the value and the name used.
+    #[test]
+    fn static_names_are_cleaned_as_the_go_plugin_cleans_them() {
+        let c = names("my group@café#1", "a:b*c").unwrap();
+        assert_eq!(
+            c.warnings,
+            vec![
+                "log_group_name \"my group@café#1\": the group is \"my.group.caf...1\" (every character outside A-Z a-z 0-9 _ - . / becomes '.' (per byte), as AWS's Go plugin does)",
+                "log_stream_name \"a:b*c\": the stream is \"a.b.c\" (':' and '*' become '.', as AWS's Go plugin does)",
+            ]
+        );
+        let c = names("/ecs/httpd", "$(ecs_task_id)").unwrap();
+        assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        let long = "g".repeat(600);
+        let c = names(&long, "s").unwrap();
+        assert!(
+            c.warnings[0].contains("cut to 512 bytes"),
+            "{:?}",
+            c.warnings
+        );
+        assert!(c.warnings[0].len() < 600, "the value is quoted short");
+        let c = names("/a b/$(tag)", "s").unwrap();
+        assert_eq!(
+            c.warnings,
+            vec![
+                "log_group_name \"/a b/$(tag)\": in the text around its variables every character outside A-Z a-z 0-9 _ - . / becomes '.' (per byte), as AWS's Go plugin does"
+            ]
+        );
+        // Default names: what CloudWatch refuses is cleaned ('#' is fine there).
+        let c = with(&[
+            ("default_log_group_name", "fall back#1"),
+            ("default_log_stream_name", "d:s"),
         ])
         .unwrap();
-        assert!(c.log_group_name.uses_ecs());
-        let e = config(&[
+        assert_eq!(
+            (
+                c.default_log_group_name.as_str(),
+                c.default_log_stream_name.as_str()
+            ),
+            ("fall.back#1", "d.s")
+        );
+        assert_eq!(c.warnings.len(), 2, "{:?}", c.warnings);
+        let c = config(&[
             ("region", "us-east-1"),
             ("log_group_name", "g"),
-            ("log_stream_name", "$(tag[12])"),
+            ("log_stream_prefix", "p:"),
         ])
-        .unwrap_err();
+        .unwrap();
+        assert_eq!(c.log_stream, StreamName::Prefix("p:".into()));
+        assert!(c.warnings[0].contains("\"p.\" + tag"), "{:?}", c.warnings);
+    }
+
+    /// Templates: the Go plugin refuses only an unclosed `$(`; `$(tag[12])` is part 1 there,
+    /// so it is here too, with a warning.
+    #[test]
+    fn go_templates_start_as_the_go_plugin_starts_them() {
+        let c = names("/ecs/$(ecs_cluster)", "$(ecs_task_id)").unwrap();
+        assert!(c.log_group_name.uses_ecs());
+        let c = names("g", "$(tag[12])").unwrap();
+        assert_eq!(
+            c.warnings,
+            vec![
+                "log_stream_name \"$(tag[12])\": $(tag[12]) is read as $(tag[1]), as AWS's Go plugin reads it (one digit, 0 to 9)"
+            ]
+        );
+        let e = names("g", "$(tag").unwrap_err();
         assert_eq!(e.option, "log_stream_name");
-        assert!(e.to_string().contains("$(ecs_task_id)"), "{e}");
+        assert_eq!(
+            e.to_string(),
+            "invalid 'log_stream_name' \"$(tag\": '$(' at byte 0 is never closed with ')'; templates are $(tag), $(tag[0]) to $(tag[9]), $(ecs_task_id), $(ecs_cluster), $(ecs_task_arn), $(uuid), $(key) or $(key['sub'])"
+        );
+    }
+
+    /// `log_retention_days 0` (the Go plugin's "not set") starts; so do values CloudWatch
+    /// refuses when only created groups would get them and auto_create_group is off.
+    #[test]
+    fn retention_zero_is_unset() {
+        for v in ["0", "-1", " 0 "] {
+            let c = with(&[("log_retention_days", v)]).unwrap();
+            assert_eq!(c.group.retention_days, None, "{v}");
+            assert!(c.warnings.is_empty());
+        }
+        let c = with(&[
+            ("log_retention_days", "45"),
+            ("new_log_group_tags", "aws:x=1"),
+        ])
+        .unwrap();
+        assert_eq!(
+            (c.group.retention_days, c.group.tags.len(), c.warnings.len()),
+            (None, 0, 2)
+        );
+        assert!(c.warnings[0].starts_with("new_log_group_tags \"aws:x=1\": ignored"));
+        for (option, value) in [
+            ("log_retention_days", "45"),
+            ("new_log_group_tags", "aws:x=1"),
+        ] {
+            let e = with(&[("auto_create_group", "true"), (option, value)]).unwrap_err();
+            assert_eq!(e.option, option);
+        }
+        assert_eq!(
+            with(&[("log_retention_days", "thirty")])
+                .unwrap_err()
+                .option,
+            "log_retention_days"
+        );
+    }
+
+    /// An invalid external id is a secret all the same: its error says what is accepted,
+    /// never the value.
+    #[test]
+    fn an_invalid_external_id_is_not_echoed() {
+        let e = with(&[("external_id", "s3cret value!")]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid 'external_id' (value not shown, 13 bytes): expected 2 to 1224 characters of letters, digits and _+=,.@:/-"
+        );
     }
 
     #[test]
@@ -1008,7 +1304,7 @@ mod tests {
             (
                 "log_retention_days",
                 "45",
-                "must be one of 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653",
+                "must be 0 (unset) or one of 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653",
             ),
             (
                 "log_group_class",
@@ -1024,7 +1320,7 @@ mod tests {
             ("log_stream_template", "$TAG[x]", "expected a number"),
         ];
         for (option, value, want) in bad {
-            let e = with(&[(option, value)]).unwrap_err();
+            let e = with(&[("auto_create_group", "true"), (option, value)]).unwrap_err();
             assert_eq!(e.option, *option);
             assert!(e.to_string().contains(want), "{e}");
         }

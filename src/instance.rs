@@ -78,6 +78,9 @@ impl Instance {
         let refresh: Refresh =
             Box::new(move || Box::pin(new_client(for_refresh.clone(), pace.clone())));
         log.info(format_args!("{}", describe(&config)));
+        for warning in &config.warnings {
+            log.warn(format_args!("{warning}"));
+        }
         for option in &config.ignored {
             log.warn(format_args!(
                 "'{option}' is accepted for compatibility with Fluent Bit's cloudwatch_logs plugin but not supported by this plugin: ignored"

@@ -165,6 +165,8 @@ struct Router<'a> {
     /// Whether names depend on the record; if not, the one destination of the chunk.
     per_record: bool,
     chunk_destination: Option<usize>,
+    /// A rendered name before cleaning.
+    raw: Vec<u8>,
     group: String,
     stream: String,
 }
@@ -186,6 +188,7 @@ impl<'a> Router<'a> {
             uuid,
             per_record,
             chunk_destination: None,
+            raw: Vec::new(),
             group: String::new(),
             stream: String::new(),
         }
@@ -231,7 +234,8 @@ impl<'a> Router<'a> {
         i
     }
 
-    /// `log_group_template`, else `log_group_name`, else `default_log_group_name`.
+    /// `log_group_template`, else `log_group_name`, else `default_log_group_name` (cleaned
+    /// at Init). Names are cleaned by their template's rules ([`Template::render_group`]).
     fn render_group(&mut self, cx: &Context<'_>, report: &mut Report) {
         let c = self.config;
         let tried = [
@@ -241,11 +245,8 @@ impl<'a> Router<'a> {
             Some(("log_group_name", &c.log_group_name)),
         ];
         for (option, t) in tried.into_iter().flatten() {
-            match t.render(cx, &mut self.group) {
-                Ok(()) => {
-                    template::sanitize_group(&mut self.group);
-                    return;
-                }
+            match t.render_group(cx, &mut self.raw, &mut self.group) {
+                Ok(()) => return,
                 Err(f) => failed(report, option, t, &f, &c.default_log_group_name),
             }
         }
@@ -258,11 +259,8 @@ impl<'a> Router<'a> {
     fn render_stream(&mut self, cx: &Context<'_>, report: &mut Report) {
         let c = self.config;
         if let Some(t) = &c.log_stream_template {
-            match t.render(cx, &mut self.stream) {
-                Ok(()) => {
-                    template::sanitize_stream(&mut self.stream);
-                    return;
-                }
+            match t.render_stream(cx, &mut self.raw, &mut self.stream) {
+                Ok(()) => return,
                 Err(f) => failed(
                     report,
                     "log_stream_template",
@@ -274,19 +272,20 @@ impl<'a> Router<'a> {
         }
         match &c.log_stream {
             StreamName::Prefix(prefix) => {
-                self.stream.clear();
-                self.stream.push_str(prefix);
-                self.stream.push_str(self.tag);
-                template::sanitize_stream(&mut self.stream);
+                // The Go plugin sends prefix + tag as it is; CloudWatch refuses it when it
+                // holds ':' or '*' or passes 512 bytes, so this one is cleaned and cut.
+                self.raw.clear();
+                self.raw.extend_from_slice(prefix.as_bytes());
+                self.raw.extend_from_slice(self.tag.as_bytes());
+                template::clean_stream(&self.raw, &mut self.stream);
             }
-            StreamName::Fixed(t) => match t.render(cx, &mut self.stream) {
-                Ok(()) => template::sanitize_stream(&mut self.stream),
-                Err(f) => {
+            StreamName::Fixed(t) => {
+                if let Err(f) = t.render_stream(cx, &mut self.raw, &mut self.stream) {
                     failed(report, "log_stream_name", t, &f, &c.default_log_stream_name);
                     self.stream.clear();
                     self.stream.push_str(&c.default_log_stream_name);
                 }
-            },
+            }
         }
     }
 }
@@ -556,7 +555,7 @@ mod tests {
                 .iter()
                 .next()
                 .unwrap()
-                .contains("no key $missing")
+                .contains("no key $(missing)")
         );
     }
 

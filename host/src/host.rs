@@ -4,11 +4,19 @@
 //! single function pointer), so a plugin that read a later field would read past it (and
 //! valgrind or ASan would say so). The definition passed to Register is the v2 one with a
 //! canary in `event_type`, which a v1.9-correct plugin never writes.
+//!
+//! Exit comes two ways: [`Output::exit`] passes each instance its own context, as v5.x
+//! does; [`Output::exit_as_v1_9_10`] passes the context of the last successful Init, as
+//! upstream v1.9.10 does at shutdown with several instances of one object (one context
+//! slot per loaded object, last Init wins, one ExitCtx call per instance). What v1.9.10
+//! does next, freeing its own slot once per instance (its SIGSEGV at shutdown), is the
+//! host's fault and is not played here.
 
 use std::collections::HashMap;
 use std::ffi::{CStr, CString, c_char, c_int, c_void};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicPtr, Ordering};
 
 use libloading::Library;
 
@@ -65,6 +73,9 @@ pub struct Plugin {
     exit_ctx: ExitCtxFn,
     unregister: UnregisterFn,
     def: Box<ProxyDef>,
+    /// v1.9.10's one context slot per loaded object: the `remote_context` of the last
+    /// successful Init.
+    last_context: AtomicPtr<c_void>,
     /// The `Name` the plugin registered.
     pub name: String,
     pub description: String,
@@ -158,6 +169,7 @@ impl Plugin {
                 exit_ctx,
                 unregister,
                 def,
+                last_context: AtomicPtr::new(std::ptr::null_mut()),
                 name,
                 description,
             })
@@ -203,6 +215,8 @@ impl Plugin {
         if code <= 0 {
             return Err(code);
         }
+        self.last_context
+            .store(context.remote_context, Ordering::SeqCst);
         Ok(Output {
             plugin: self,
             context: context.remote_context,
@@ -298,5 +312,16 @@ impl Output {
     pub fn exit(self) -> c_int {
         // SAFETY: the context Init gave us, passed once.
         unsafe { (self.plugin.exit_ctx)(self.context) }
+    }
+
+    /// `FLBPluginExitCtx` as upstream Fluent Bit v1.9.10 calls it for this instance at
+    /// shutdown: with the `remote_context` of the last successful Init of the plugin,
+    /// whichever instance this is (`proxy_go_destroy` reads `plugin->context`, which every
+    /// Init overwrote). With several instances the same pointer is passed once per instance,
+    /// and the other instances' contexts never.
+    pub fn exit_as_v1_9_10(self) -> c_int {
+        let slot = self.plugin.last_context.load(Ordering::SeqCst);
+        // SAFETY: a context some Init gave us (maybe passed before: that is the point).
+        unsafe { (self.plugin.exit_ctx)(slot) }
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! - [`host`]: loads the built library with `dlopen` and calls it exactly as Fluent Bit
 //!   does: Register → Init per instance (with the v1.9.10 `flb_api` and a property
-//!   callback) → FlushCtx on a thread with a 24 KiB stack → ExitCtx → Unregister.
+//!   callback) → FlushCtx on a thread with a 24 KiB stack → ExitCtx → Unregister; or, at
+//!   exit, ExitCtx as upstream v1.9.10 calls it (every call with the last Init's context).
 //! - [`moto`]: installs moto into a virtualenv under `target/` (once) and runs it on a free
 //!   loopback port; [`cloud`] reads back what landed there, per account.
 //! - [`msgpack`]: writes chunks the way Fluent Bit encodes them.

@@ -652,10 +652,8 @@ fn absurd_options_fail_init_with_one_clear_line() {
         ("region", "us_east_1"),
         ("region", "US-EAST-1"),
         ("region", "ap-northeast-1/../x"),
-        ("log_group_name", &huge),
-        ("log_group_name", "a b"),
-        ("log_stream_name", &huge),
-        ("log_stream_name", "a:b"),
+        ("log_group_name", "$(unclosed"),
+        ("log_stream_name", &format!("$({huge}")),
         ("log_stream_prefix", &huge),
         (
             "role_arn",
@@ -730,10 +728,7 @@ fn absurd_options_fail_init_with_one_clear_line() {
         );
         assert!(line.len() < 600, "{option}: a line of {} bytes", line.len());
         if value.len() > 200 {
-            assert!(
-                line.contains(&format!("... ({} bytes)", value.len())),
-                "{line}"
-            );
+            assert!(line.contains(&format!("{} bytes)", value.len())), "{line}");
         }
     }
 }

@@ -7,6 +7,9 @@ mod support;
 mod abi_;
 /// Cross-account delivery, several instances, concurrent flushes, delivery failures.
 mod deliver_;
+/// A drop-in for AWS's Go plugin: what it runs starts, its names land in the same place,
+/// upstream v1.9.10's exit sequence.
+mod dropin_;
 /// The delivery engine: credentials, splits, the hand-over, group settings, slow answers,
 /// error kinds, and a fleet against account-wide quotas.
 mod engine_;
