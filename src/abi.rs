@@ -10,9 +10,11 @@
 
 use std::ffi::{CStr, CString, c_char, c_int, c_void};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::{Arc, Mutex, PoisonError, mpsc};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, mpsc};
 
-use crate::instance::{Instance, Outcome};
+use crate::instance::{Host, Instance, Outcome};
+use crate::log::{HostLog, Level};
+use crate::metrics::{HostCounters, SERIES};
 
 /// The chunk is dropped and counted as an error.
 pub const FLB_ERROR: c_int = 0;
@@ -45,6 +47,40 @@ pub struct FlbApi {
     pub output_get_property:
         Option<unsafe extern "C" fn(key: *const c_char, o_ins: *mut c_void) -> *const c_char>,
 }
+
+/// `struct flb_api` as Fluent Bit 2.0.0 and later have it, up to the fields this plugin uses
+/// (`include/fluent-bit/flb_api.h`: these seven came in v2.0.0, `custom_*` follow in
+/// v4.0.3). Read only through [`host_api`], which first proves the host is one of those.
+#[repr(C)]
+struct FlbApiV2 {
+    output_get_property: *const c_void,
+    input_get_property: *const c_void,
+    output_get_cmt_instance: Option<unsafe extern "C" fn(o_ins: *mut c_void) -> *mut c_void>,
+    input_get_cmt_instance: *const c_void,
+    log_print: Option<LogPrintFn>,
+    input_log_check: *const c_void,
+    output_log_check: Option<LogCheckFn>,
+}
+
+/// `void flb_log_print(int type, const char *file, int line, const char *fmt, ...)`.
+type LogPrintFn = unsafe extern "C" fn(c_int, *const c_char, c_int, *const c_char, ...);
+/// `int flb_output_log_check(struct flb_output_instance *ins, int level)`.
+type LogCheckFn = unsafe extern "C" fn(*mut c_void, c_int) -> c_int;
+/// `const char *flb_output_name(struct flb_output_instance *ins)`.
+type OutputNameFn = unsafe extern "C" fn(*mut c_void) -> *const c_char;
+/// cmetrics' `cmt_counter_create(cmt, ns, subsystem, name, help, label_count, label_keys)`.
+type CounterCreateFn = unsafe extern "C" fn(
+    *mut c_void,
+    *const c_char,
+    *const c_char,
+    *const c_char,
+    *const c_char,
+    c_int,
+    *const *const c_char,
+) -> *mut c_void;
+/// cmetrics' `cmt_counter_add(counter, timestamp, value, labels_count, label_values)`.
+type CounterAddFn =
+    unsafe extern "C" fn(*mut c_void, u64, f64, c_int, *const *const c_char) -> c_int;
 
 /// `struct flbgo_output_plugin`, what `FLBPluginInit` receives.
 #[repr(C)]
@@ -168,18 +204,264 @@ pub unsafe extern "C" fn FLBPluginInit(plugin: *mut c_void) -> c_int {
                     .into_owned(),
             )
         };
-        match Instance::start(get) {
+        // SAFETY: `api` is the host's struct, `o_ins` its instance, both valid during Init.
+        let host = unsafe { host_api(plugin.api, o_ins) };
+        match Instance::start(get, host) {
             Some(instance) => {
                 let instance = Arc::into_raw(Arc::new(instance));
                 LIVE.lock()
                     .unwrap_or_else(PoisonError::into_inner)
                     .push(Live(instance));
                 context.remote_context = instance.cast_mut().cast();
+                // SAFETY: just made, and listed: alive until an ExitCtx takes it.
+                unsafe { &*instance }.drain_log();
                 1
             }
             None => 0,
         }
     })
+}
+
+/// A symbol of the host process (`dlsym(RTLD_DEFAULT)`), as an address; NULL if absent.
+fn host_symbol(name: &CStr) -> *const c_void {
+    // SAFETY: dlsym with a NUL-terminated name only looks the name up.
+    unsafe { libc::dlsym(libc::RTLD_DEFAULT, name.as_ptr()) }.cast_const()
+}
+
+/// What the host offers beyond `output_get_property`: its logger, the instance's metrics
+/// context and the instance's name. Nothing (today's behaviour: stderr, no metrics) unless
+/// proven:
+/// 1. the process exports `flb_output_log_check`, which Fluent Bit has since v2.0.0, the
+///    release that also grew `struct flb_api` to the seven fields of [`FlbApiV2`] (v1.9.10
+///    exports `flb_log_print` and `cmt_counter_create` but not this, and its struct has one
+///    field: nothing past it is read);
+/// 2. the struct's `output_get_property`, `log_print` and `output_log_check` are the very
+///    functions the process exports under those names;
+/// 3. for metrics, `output_get_cmt_instance` is `flb_output_get_cmt_instance` (a build
+///    without metrics leaves the field unset) and `cmt_counter_create`/`cmt_counter_add`
+///    are exported.
+///
+/// # Safety
+/// `api` is the host's `struct flb_api` and `o_ins` its output instance, valid for the call
+/// (Init), and `o_ins` for the instance's life.
+unsafe fn host_api(api: *const FlbApi, o_ins: *mut c_void) -> Host {
+    let log_check = host_symbol(c"flb_output_log_check");
+    if log_check.is_null() || api.is_null() {
+        return Host::default();
+    }
+    // SAFETY: a host that exports flb_output_log_check is Fluent Bit >= 2.0.0, whose
+    // struct flb_api has these seven fields first (see above).
+    let v2 = unsafe { &*api.cast::<FlbApiV2>() };
+    let is = |field: *const c_void, name: &CStr| !field.is_null() && field == host_symbol(name);
+    let (Some(print), Some(check)) = (v2.log_print, v2.output_log_check) else {
+        return Host::default();
+    };
+    if !(is(v2.output_get_property, c"flb_output_get_property")
+        && is(print as *const c_void, c"flb_log_print")
+        && is(check as *const c_void, c"flb_output_log_check"))
+    {
+        return Host::default();
+    }
+    let name_fn = host_symbol(c"flb_output_name");
+    let name = (!name_fn.is_null())
+        .then(|| {
+            // SAFETY: the host's `flb_output_name`, exported under that name.
+            let f = unsafe { std::mem::transmute::<*const c_void, OutputNameFn>(name_fn) };
+            // SAFETY: the instance the host gave us; it returns its name, or NULL.
+            let name = unsafe { f(o_ins) };
+            // SAFETY: non-NULL and NUL-terminated; copied at once.
+            (!name.is_null()).then(|| {
+                unsafe { CStr::from_ptr(name) }
+                    .to_string_lossy()
+                    .into_owned()
+            })
+        })
+        .flatten();
+    let log = FlbLog {
+        print,
+        check,
+        o_ins: o_ins as usize,
+        open: RwLock::new(true),
+    };
+    // SAFETY: the fields are checked inside; `o_ins` as above.
+    let counters = unsafe { cmt_counters(v2, o_ins, name.as_deref().unwrap_or("cloudwatch")) };
+    Host {
+        name,
+        log: Some(Box::new(log)),
+        counters: counters.map(|c| Arc::new(c) as Arc<dyn HostCounters>),
+    }
+}
+
+/// Registers the plugin's counters on the instance's cmetrics context.
+///
+/// # Safety
+/// `v2` is a v2.0+ host's `struct flb_api`, `o_ins` its instance.
+unsafe fn cmt_counters(v2: &FlbApiV2, o_ins: *mut c_void, instance: &str) -> Option<CmtCounters> {
+    let get_cmt = v2.output_get_cmt_instance?;
+    let (create, add) = (
+        host_symbol(c"cmt_counter_create"),
+        host_symbol(c"cmt_counter_add"),
+    );
+    if get_cmt as *const c_void != host_symbol(c"flb_output_get_cmt_instance")
+        || create.is_null()
+        || add.is_null()
+    {
+        return None;
+    }
+    // SAFETY: exported under these names by the host, with cmetrics' signatures (the same
+    // from v1.9.10's cmetrics to v5.1.1's).
+    let (create, add) = unsafe {
+        (
+            std::mem::transmute::<*const c_void, CounterCreateFn>(create),
+            std::mem::transmute::<*const c_void, CounterAddFn>(add),
+        )
+    };
+    // SAFETY: the instance the host gave us.
+    let cmt = unsafe { get_cmt(o_ins) };
+    if cmt.is_null() {
+        return None;
+    }
+    let instance = CString::new(instance).ok()?;
+    let (keys_1, keys_2) = ([c"name".as_ptr()], [c"name".as_ptr(), c"reason".as_ptr()]);
+    let mut made: Vec<(&str, usize)> = Vec::new();
+    let mut series = Vec::with_capacity(SERIES.len());
+    for s in SERIES {
+        let counter = match made.iter().find(|(n, _)| *n == s.name) {
+            Some((_, c)) => *c as *mut c_void,
+            None => {
+                let name = CString::new(s.name).ok()?;
+                let help = CString::new(s.help).ok()?;
+                let keys: &[*const c_char] = if s.reason.is_some() { &keys_2 } else { &keys_1 };
+                // SAFETY: the host's cmetrics, on Fluent Bit's thread (Init), with
+                // NUL-terminated strings it copies.
+                let c = unsafe {
+                    create(
+                        cmt,
+                        c"fluentbit".as_ptr(),
+                        c"cloudwatch".as_ptr(),
+                        name.as_ptr(),
+                        help.as_ptr(),
+                        keys.len() as c_int,
+                        keys.as_ptr(),
+                    )
+                };
+                if c.is_null() {
+                    return None;
+                }
+                made.push((s.name, c as usize));
+                c
+            }
+        };
+        let mut labels = vec![instance.clone()];
+        if let Some(reason) = s.reason {
+            labels.push(CString::new(reason).ok()?);
+        }
+        series.push((counter as usize, labels));
+    }
+    let counters = CmtCounters {
+        add,
+        series,
+        open: RwLock::new(true),
+    };
+    // Every series exists from Init on (at 0), made on Fluent Bit's thread: later adds from
+    // the plugin's threads only update values.
+    for index in 0..counters.series.len() {
+        counters.add_raw(index, 0.0);
+    }
+    Some(counters)
+}
+
+/// Fluent Bit's logger for one instance: `flb_log_print` and `flb_output_log_check`.
+struct FlbLog {
+    print: LogPrintFn,
+    check: LogCheckFn,
+    /// The host's instance, as an address (valid until ExitCtx, which closes this first).
+    o_ins: usize,
+    /// False from ExitCtx on: the instance is gone.
+    open: RwLock<bool>,
+}
+
+impl HostLog for FlbLog {
+    fn enabled(&self, level: Level) -> Option<bool> {
+        let open = self.open.read().unwrap_or_else(PoisonError::into_inner);
+        if !*open {
+            return None;
+        }
+        // SAFETY: the host's function, with its live instance (the read lock holds off
+        // ExitCtx); it only compares the level.
+        Some(unsafe { (self.check)(self.o_ins as *mut c_void, level as c_int) } != 0)
+    }
+
+    fn print(&self, level: Level, line: &str) -> bool {
+        let open = self.open.read().unwrap_or_else(PoisonError::into_inner);
+        if !*open {
+            return false;
+        }
+        let Ok(line) = CString::new(line) else {
+            return false;
+        };
+        // SAFETY: the host's `flb_log_print`, with "%s" and one NUL-terminated string.
+        unsafe {
+            (self.print)(
+                level as c_int,
+                std::ptr::null(),
+                0,
+                c"%s".as_ptr(),
+                line.as_ptr(),
+            )
+        };
+        true
+    }
+
+    fn close(&self) {
+        *self.open.write().unwrap_or_else(PoisonError::into_inner) = false;
+    }
+}
+
+/// The plugin's counters on the instance's cmetrics context.
+struct CmtCounters {
+    add: CounterAddFn,
+    /// Per series of [`SERIES`]: the host's counter (an address) and the label values.
+    series: Vec<(usize, Vec<CString>)>,
+    /// False from ExitCtx on: the host may free the context then.
+    open: RwLock<bool>,
+}
+
+impl CmtCounters {
+    fn add_raw(&self, index: usize, value: f64) {
+        let open = self.open.read().unwrap_or_else(PoisonError::into_inner);
+        let Some((counter, labels)) = self.series.get(index) else {
+            return;
+        };
+        if !*open {
+            return;
+        }
+        let values: Vec<*const c_char> = labels.iter().map(|l| l.as_ptr()).collect();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        // SAFETY: the host's cmt_counter_add on a counter of the live context (the read
+        // lock holds off ExitCtx), with this series' label values.
+        unsafe {
+            (self.add)(
+                *counter as *mut c_void,
+                now,
+                value,
+                values.len() as c_int,
+                values.as_ptr(),
+            )
+        };
+    }
+}
+
+impl HostCounters for CmtCounters {
+    fn add(&self, index: usize, n: u64) {
+        self.add_raw(index, n as f64);
+    }
+
+    fn close(&self) {
+        *self.open.write().unwrap_or_else(PoisonError::into_inner) = false;
+    }
 }
 
 /// Called per chunk, possibly from several threads at once with the same context
@@ -225,7 +507,11 @@ pub unsafe extern "C" fn FLBPluginFlushCtx(
         };
         // Owned copies: a chunk is copied in microseconds, next to the request it becomes.
         let (tag, chunk) = (tag.to_vec(), chunk.to_vec());
-        flush_code(offload(move || instance.flush(&tag, &chunk)))
+        let log = instance.clone();
+        let code = flush_code(offload(move || instance.flush(&tag, &chunk)));
+        // On Fluent Bit's thread: the flush's lines go to Fluent Bit's log.
+        log.drain_log();
+        code
     })
 }
 

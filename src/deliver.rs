@@ -39,6 +39,7 @@ use crate::body;
 use crate::cache::IdleSet;
 use crate::config::{GroupClass, GroupOptions};
 use crate::log::Logger;
+use crate::metrics::{Metric, Metrics};
 use crate::retry::{Budget, ErrorKind, jitter};
 
 /// Where events go: a log group and a stream in it.
@@ -187,6 +188,9 @@ impl Rejected {
 /// swap in after a credential error that fresh credentials can fix.
 pub type Refresh = Box<dyn Fn() -> Pin<Box<dyn Future<Output = Client> + Send>> + Send + Sync>;
 
+/// A sent request's answer is awaited at least this long, whatever the flush's deadline.
+pub const MIN_ANSWER_WAIT: Duration = Duration::from_secs(10);
+
 /// The client is rebuilt (credentials fetched afresh) at most this often.
 pub const MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(60);
 
@@ -201,12 +205,30 @@ const SETTINGS_CALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// flush, so that a fleet starting at once does not send them all in the same second.
 const SETTINGS_SPREAD: Duration = Duration::from_secs(10);
 
-/// Counters of what the retry loop did.
+/// Counters of what the retry loop did (also in Fluent Bit's metrics, where offered).
 #[derive(Debug, Default)]
 pub struct Stats {
     pub retries: AtomicU64,
     pub throttles: AtomicU64,
     pub refreshes: AtomicU64,
+    pub metrics: Metrics,
+}
+
+impl Stats {
+    fn retried(&self) {
+        self.retries.fetch_add(1, Relaxed);
+        self.metrics.add(Metric::Retries, 1);
+    }
+
+    fn throttled(&self) {
+        self.throttles.fetch_add(1, Relaxed);
+        self.metrics.add(Metric::Throttled, 1);
+    }
+
+    fn refreshed(&self) {
+        self.refreshes.fetch_add(1, Relaxed);
+        self.metrics.add(Metric::CredentialRefreshes, 1);
+    }
 }
 
 /// What the deliverer may create, and how.
@@ -242,7 +264,13 @@ pub struct Deliverer {
 }
 
 impl Deliverer {
-    pub fn new(client: Client, refresh: Refresh, settings: Settings, log: Logger) -> Self {
+    pub fn new(
+        client: Client,
+        refresh: Refresh,
+        settings: Settings,
+        log: Logger,
+        metrics: Metrics,
+    ) -> Self {
         Deliverer {
             client: RwLock::new(client),
             refresh,
@@ -254,7 +282,10 @@ impl Deliverer {
             configured: IdleSet::default(),
             closed: AtomicBool::new(false),
             close: Notify::new(),
-            stats: Stats::default(),
+            stats: Stats {
+                metrics,
+                ..Stats::default()
+            },
         }
     }
 
@@ -286,7 +317,7 @@ impl Deliverer {
         }
         let fresh = (self.refresh)().await;
         *self.client.write().unwrap_or_else(PoisonError::into_inner) = fresh;
-        self.stats.refreshes.fetch_add(1, Relaxed);
+        self.stats.refreshed();
     }
 
     /// Runs one AWS call until it succeeds or the budget says stop (see [`crate::retry`]).
@@ -301,7 +332,13 @@ impl Deliverer {
         loop {
             let result = {
                 let _permit = self.permits.acquire().await.ok();
-                let deadline = tokio::time::Instant::from_std(budget.answer_deadline());
+                // Awaited until the flush's deadline, and at least MIN_ANSWER_WAIT: cutting
+                // an answer short resends a request CloudWatch may have stored.
+                let deadline = tokio::time::Instant::from_std(
+                    budget
+                        .answer_deadline()
+                        .max(Instant::now() + MIN_ANSWER_WAIT),
+                );
                 tokio::time::timeout_at(deadline, call(self.client()))
                     .await
                     .unwrap_or_else(|_| Err(AwsError::no_answer(operation, destination)))
@@ -311,18 +348,18 @@ impl Deliverer {
                 Err(e) => e,
             };
             if error.kind == ErrorKind::Throttled {
-                self.stats.throttles.fetch_add(1, Relaxed);
+                self.stats.throttled();
             }
             if let Some(wait) = budget.backoff(error.kind, attempt, jitter()) {
                 attempt += 1;
-                self.stats.retries.fetch_add(1, Relaxed);
+                self.stats.retried();
                 tokio::time::sleep(wait).await;
                 continue;
             }
             if error.kind == ErrorKind::Credentials && budget.take_refresh() {
                 self.refresh_client().await;
                 if budget.retries() {
-                    self.stats.retries.fetch_add(1, Relaxed);
+                    self.stats.retried();
                     continue;
                 }
             }
@@ -557,7 +594,7 @@ impl Deliverer {
                 Err(e) if e.kind == ErrorKind::NotFound => break,
                 Err(e) if e.kind.is_transient() => {
                     if e.kind == ErrorKind::Throttled {
-                        self.stats.throttles.fetch_add(1, Relaxed);
+                        self.stats.throttled();
                     }
                     let step = Duration::from_secs(1)
                         .saturating_mul(1 << attempt.min(16))

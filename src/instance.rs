@@ -18,7 +18,8 @@ use tokio::runtime::Handle;
 use crate::config::{Config, StreamName};
 use crate::deliver::{AwsError, Deliverer, Refresh, Settings};
 use crate::ledger::Ledger;
-use crate::log::Logger;
+use crate::log::{HostLog, Logger, STALE};
+use crate::metrics::{HostCounters, Metrics};
 use crate::prepare::prepare_with;
 use crate::report::Reporter;
 use crate::retry::{Budget, ErrorKind};
@@ -53,11 +54,28 @@ pub struct Instance {
 
 static NEXT_ID: AtomicUsize = AtomicUsize::new(0);
 
+/// What the host offers an instance beyond its options (`abi` finds out): Fluent Bit's
+/// logger, the instance's metrics, the instance's name. Nothing on hosts that do not prove
+/// they have them (Fluent Bit 1.9.10): then stderr and the summary line, as before.
+#[derive(Default)]
+pub struct Host {
+    /// The instance's name as Fluent Bit shows it (`cloudwatch.0`, or its `alias`).
+    pub name: Option<String>,
+    pub log: Option<Box<dyn HostLog>>,
+    pub counters: Option<Arc<dyn HostCounters>>,
+}
+
 impl Instance {
     /// Reads and checks the options (through `get`, which returns a property as set in
     /// `[OUTPUT]`), then builds the instance. Logs why it fails, once, and returns `None`.
-    pub fn start(get: impl Fn(&str) -> Option<String>) -> Option<Instance> {
-        let log = Logger::new(format!("cloudwatch.{}", NEXT_ID.fetch_add(1, Relaxed)));
+    pub fn start(get: impl Fn(&str) -> Option<String>, host: Host) -> Option<Instance> {
+        let id = NEXT_ID.fetch_add(1, Relaxed);
+        let name = host.name.unwrap_or_else(|| format!("cloudwatch.{id}"));
+        let log = match host.log {
+            Some(sink) => Logger::with_host(name, sink),
+            None => Logger::new(name),
+        };
+        let metrics = Metrics::new(host.counters);
         let config = match Config::from_properties(get, std::env::var("AWS_REGION").ok()) {
             Ok(c) => c,
             Err(e) => {
@@ -72,6 +90,14 @@ impl Instance {
                 return None;
             }
         };
+        if let Some(drainer) = log.stale_drainer() {
+            // Lines that waited for a flush that did not come: printed from here.
+            runtime.spawn(async move {
+                while drainer.drain() {
+                    tokio::time::sleep(STALE).await;
+                }
+            });
+        }
         let pace = credentials::Pace::new(log.clone());
         let client = runtime.block_on(new_client(config.clone(), pace.clone()));
         let for_refresh = config.clone();
@@ -106,8 +132,14 @@ impl Instance {
         Some(Instance {
             uuid: random_uuid(),
             uses_ecs,
-            deliverer: Arc::new(Deliverer::new(client, refresh, settings, log.clone())),
-            report: Reporter::new(log, config.log_key.clone(), config.max_event_size),
+            deliverer: Arc::new(Deliverer::new(
+                client,
+                refresh,
+                settings,
+                log.clone(),
+                metrics.clone(),
+            )),
+            report: Reporter::new(log, config.log_key.clone(), config.max_event_size, metrics),
             config,
             runtime,
             ledger: Ledger::default(),
@@ -199,7 +231,13 @@ impl Instance {
         }
     }
 
-    /// Logs the totals and stops the group-settings tasks. The caller drops the instance,
+    /// Prints the lines waiting for Fluent Bit's logger. Call on Fluent Bit's thread.
+    pub fn drain_log(&self) {
+        self.report.log.drain();
+    }
+
+    /// Logs the totals, stops the group-settings tasks and lets go of the host's logger and
+    /// metrics (called on Fluent Bit's thread, at ExitCtx). The caller drops the instance,
     /// then releases the shared runtime.
     pub fn exit(&self) {
         self.deliverer.close();
@@ -207,6 +245,8 @@ impl Instance {
             "exit: {}",
             self.report.totals(&self.deliverer.stats)
         ));
+        self.report.log.close_host();
+        self.deliverer.stats.metrics.close();
     }
 }
 

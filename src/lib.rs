@@ -43,6 +43,7 @@ pub mod http;
 pub mod instance;
 pub mod ledger;
 pub mod log;
+pub mod metrics;
 pub mod prepare;
 pub mod report;
 pub mod retry;

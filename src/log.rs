@@ -1,14 +1,24 @@
-//! Log lines in Fluent Bit's own shape, on stderr:
-//! `[2026/11/24 20:11:38] [ info] [output:cloudwatch:cloudwatch.0] message`.
+//! Log lines, through Fluent Bit's own logger where the host offers it, else on stderr in
+//! Fluent Bit's shape: `[2026/11/24 20:11:38] [ info] [output:cloudwatch:cloudwatch.0] message`.
 //!
-//! The level comes from `FLB_LOG_LEVEL` (as AWS's Go plugin reads it): `error`, `warn`,
-//! `info` (default), `debug` or `trace`. Times are UTC. Nothing here may receive a secret:
-//! callers log names, codes and counts, never credentials or whole records.
+//! Through the host ([`HostLog`], Fluent Bit >= 2.0): a line passes when the instance's
+//! `log_level` lets it, and goes to Fluent Bit's log — its format and its destination
+//! (`Log_File`) — when printed on one of Fluent Bit's threads. Lines are made on the
+//! plugin's threads, so they wait in a queue that `abi` drains on Fluent Bit's thread after
+//! each flush, after Init and at exit; a line that waited [`STALE`] (no flush came), or a
+//! queue of [`MAX_QUEUED`] lines, is printed from the plugin's thread instead (Fluent Bit then
+//! writes it to stderr itself). Every line is printed once, by one of these paths.
+//!
+//! Without the host: the level comes from `FLB_LOG_LEVEL` (as AWS's Go plugin reads it):
+//! `error`, `warn`, `info` (default), `debug` or `trace`. Times are UTC.
+//!
+//! Nothing here may receive a secret: callers log names, codes and counts, never
+//! credentials or whole records.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::io::Write;
-use std::sync::{Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -52,17 +62,83 @@ fn max_level() -> Level {
     })
 }
 
+/// Fluent Bit's logger, as `abi` reaches it. Callable from any thread.
+pub trait HostLog: Send + Sync {
+    /// Whether the instance's `log_level` lets `level` through; `None` once the host's
+    /// instance is gone (after exit).
+    fn enabled(&self, level: Level) -> Option<bool>;
+    /// Prints one line (without a newline) at `level`; false once the instance is gone.
+    fn print(&self, level: Level, line: &str) -> bool;
+    /// The host's instance is going away: from now on `enabled` is `None`, `print` false.
+    fn close(&self);
+}
+
+/// Lines printed from the plugin's thread when they waited this long for a drain.
+pub const STALE: Duration = Duration::from_secs(2);
+/// Lines printed at once from the plugin's thread when this many are queued.
+pub const MAX_QUEUED: usize = 256;
+
+/// Lines for the host's logger, waiting for a drain on Fluent Bit's thread.
+struct HostQueue {
+    sink: Box<dyn HostLog>,
+    lines: Mutex<VecDeque<(Instant, Level, String)>>,
+}
+
 /// Writes lines for one output instance (`[output:cloudwatch:cloudwatch.N]`).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Logger {
     instance: String,
+    host: Option<Arc<HostQueue>>,
+}
+
+impl fmt::Debug for Logger {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Logger")
+            .field("instance", &self.instance)
+            .field("host", &self.host.is_some())
+            .finish()
+    }
 }
 
 impl Logger {
+    /// Lines on stderr, at `FLB_LOG_LEVEL`.
     pub fn new(instance: impl Into<String>) -> Self {
         Logger {
             instance: instance.into(),
+            host: None,
         }
+    }
+
+    /// Lines through the host's logger, at the instance's `log_level`.
+    pub fn with_host(instance: impl Into<String>, sink: Box<dyn HostLog>) -> Self {
+        Logger {
+            instance: instance.into(),
+            host: Some(Arc::new(HostQueue {
+                sink,
+                lines: Mutex::new(VecDeque::new()),
+            })),
+        }
+    }
+
+    /// Prints the queued lines through the host. Call on Fluent Bit's thread.
+    pub fn drain(&self) {
+        if let Some(h) = &self.host {
+            h.drain(None);
+        }
+    }
+
+    /// Prints what is queued, then stops using the host (at exit, on Fluent Bit's thread):
+    /// later lines go to stderr.
+    pub fn close_host(&self) {
+        if let Some(h) = &self.host {
+            h.drain(None);
+            h.sink.close();
+        }
+    }
+
+    /// A handle for a task that prints lines left waiting [`STALE`] (see [`drain_stale`]).
+    pub fn stale_drainer(&self) -> Option<StaleDrainer> {
+        self.host.as_ref().map(|h| StaleDrainer(Arc::downgrade(h)))
     }
 
     /// The instance's name, as Fluent Bit would show it (`cloudwatch.0`).
@@ -71,11 +147,29 @@ impl Logger {
     }
 
     pub fn enabled(&self, level: Level) -> bool {
-        level <= max_level()
+        match self.host.as_ref().and_then(|h| h.sink.enabled(level)) {
+            Some(on) => on,
+            None => level <= max_level(),
+        }
     }
 
     pub fn log(&self, level: Level, message: fmt::Arguments<'_>) {
-        if !self.enabled(level) {
+        if let Some(h) = &self.host {
+            match h.sink.enabled(level) {
+                Some(false) => return,
+                Some(true) => {
+                    let line = format!(
+                        "[output:cloudwatch:{}] {}",
+                        self.instance,
+                        one_line(&message.to_string())
+                    );
+                    h.push(level, line);
+                    return;
+                }
+                None => {} // The host's instance is gone: stderr, as without a host.
+            }
+        }
+        if level > max_level() {
             return;
         }
         let line = format!(
@@ -100,6 +194,73 @@ impl Logger {
     }
     pub fn debug(&self, message: fmt::Arguments<'_>) {
         self.log(Level::Debug, message)
+    }
+}
+
+impl HostQueue {
+    fn push(&self, level: Level, line: String) {
+        let full = {
+            let mut lines = self.lines.lock().unwrap_or_else(PoisonError::into_inner);
+            lines.push_back((Instant::now(), level, line));
+            lines.len() >= MAX_QUEUED
+        };
+        if full {
+            self.drain(None);
+        }
+    }
+
+    /// Prints the queued lines (only those older than `older_than`, if given), in order.
+    fn drain(&self, older_than: Option<Duration>) {
+        let now = Instant::now();
+        loop {
+            let next = {
+                let mut lines = self.lines.lock().unwrap_or_else(PoisonError::into_inner);
+                match lines.front() {
+                    Some((at, _, _))
+                        if older_than.is_none_or(|d| now.saturating_duration_since(*at) >= d) =>
+                    {
+                        lines.pop_front()
+                    }
+                    _ => None,
+                }
+            };
+            let Some((_, level, line)) = next else {
+                return;
+            };
+            if !self.sink.print(level, &line) {
+                // The host's instance is gone: the line still goes out, on stderr.
+                let _ = writeln!(
+                    std::io::stderr().lock(),
+                    "[{}] [{}] {line}",
+                    timestamp(SystemTime::now()),
+                    level.label()
+                );
+            }
+        }
+    }
+}
+
+impl Drop for HostQueue {
+    /// The last logger of an instance is gone: what still waits is printed, never dropped.
+    fn drop(&mut self) {
+        self.drain(None);
+    }
+}
+
+/// Prints the lines of one instance that waited [`STALE`] for a drain; ends with the
+/// instance.
+pub struct StaleDrainer(Weak<HostQueue>);
+
+impl StaleDrainer {
+    /// False once the instance is gone.
+    pub fn drain(&self) -> bool {
+        match self.0.upgrade() {
+            Some(h) => {
+                h.drain(Some(STALE));
+                true
+            }
+            None => false,
+        }
     }
 }
 
@@ -239,6 +400,79 @@ mod tests {
         let t = Throttle::new(Duration::ZERO);
         assert_eq!(t.admit("a", 2), Some(2));
         assert_eq!(t.admit("a", 3), Some(3));
+    }
+
+    /// A host that records what it was given, and can be closed.
+    struct Recorder {
+        level: Level,
+        lines: Mutex<Vec<(Level, String)>>,
+        closed: std::sync::atomic::AtomicBool,
+    }
+
+    impl HostLog for Arc<Recorder> {
+        fn enabled(&self, level: Level) -> Option<bool> {
+            (!self.closed.load(std::sync::atomic::Ordering::Relaxed)).then_some(level <= self.level)
+        }
+        fn print(&self, level: Level, line: &str) -> bool {
+            if self.closed.load(std::sync::atomic::Ordering::Relaxed) {
+                return false;
+            }
+            self.lines.lock().unwrap().push((level, line.to_owned()));
+            true
+        }
+        fn close(&self) {
+            self.closed
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    #[test]
+    fn host_lines_wait_for_a_drain_pass_the_level_and_come_once() {
+        let host = Arc::new(Recorder {
+            level: Level::Warn,
+            lines: Mutex::new(Vec::new()),
+            closed: false.into(),
+        });
+        let log = Logger::with_host("cloudwatch.3", Box::new(host.clone()));
+        log.warn(format_args!("a\nb"));
+        log.info(format_args!("not at warn"));
+        log.error(format_args!("c"));
+        assert!(
+            host.lines.lock().unwrap().is_empty(),
+            "queued until drained"
+        );
+        assert!(log.enabled(Level::Warn) && !log.enabled(Level::Info));
+        log.drain();
+        log.drain();
+        assert_eq!(
+            *host.lines.lock().unwrap(),
+            vec![
+                (
+                    Level::Warn,
+                    "[output:cloudwatch:cloudwatch.3] a\\nb".to_owned()
+                ),
+                (
+                    Level::Error,
+                    "[output:cloudwatch:cloudwatch.3] c".to_owned()
+                ),
+            ]
+        );
+        // A full queue is printed at once.
+        for i in 0..MAX_QUEUED {
+            log.warn(format_args!("{i}"));
+        }
+        assert_eq!(host.lines.lock().unwrap().len(), 2 + MAX_QUEUED);
+        // Stale lines only, by the drainer; it ends with the logger.
+        log.warn(format_args!("fresh"));
+        let drainer = log.stale_drainer().unwrap();
+        assert!(drainer.drain());
+        assert_eq!(
+            host.lines.lock().unwrap().len(),
+            2 + MAX_QUEUED,
+            "not stale yet"
+        );
+        drop(log);
+        assert!(!drainer.drain());
     }
 
     #[test]

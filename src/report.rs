@@ -16,6 +16,7 @@ use crate::config::Oversize;
 use crate::decode::Skip;
 use crate::deliver::{AwsError, Destination, Rejected, Stats};
 use crate::log::{Logger, Throttle, utc_millis};
+use crate::metrics::{Metric, Metrics};
 use crate::prepare::{Oversized, Report};
 
 /// Warnings about records are repeated at most this often, with counts.
@@ -55,11 +56,19 @@ pub struct Reporter {
     /// `log_key`, named in warnings about records without it.
     log_key: Option<String>,
     max_event_size: usize,
+    /// The same counts in Fluent Bit's metrics, where the host offers them.
+    metrics: Metrics,
 }
 
 impl Reporter {
-    pub fn new(log: Logger, log_key: Option<String>, max_event_size: usize) -> Self {
+    pub fn new(
+        log: Logger,
+        log_key: Option<String>,
+        max_event_size: usize,
+        metrics: Metrics,
+    ) -> Self {
         Reporter {
+            metrics,
             log,
             counters: Counters::default(),
             throttle: Throttle::new(WARN_INTERVAL),
@@ -85,6 +94,12 @@ impl Reporter {
         c.bytes.fetch_add(bytes as u64, Relaxed);
         c.batches.fetch_add(1, Relaxed);
         c.rejected.fetch_add(rejected.count() as u64, Relaxed);
+        let m = &self.metrics;
+        m.add(Metric::EventsDelivered, delivered as u64);
+        m.add(Metric::BytesDelivered, bytes as u64);
+        m.add(Metric::Requests, 1);
+        m.add(Metric::RejectedTooOld, rejected.too_old.len() as u64);
+        m.add(Metric::RejectedTooNew, rejected.too_new.len() as u64);
         for (range, why) in [
             (
                 &rejected.too_old,
@@ -110,6 +125,7 @@ impl Reporter {
     /// `n` requests of a retried chunk were settled by an earlier try: not sent again.
     pub fn not_resent(&self, destination: &Destination, n: usize) {
         self.counters.deduplicated.fetch_add(n as u64, Relaxed);
+        self.metrics.add(Metric::NotResent, n as u64);
         self.log.debug(format_args!(
             "{n} request(s) of this chunk for {destination} were settled before its retry: not sent again"
         ));
@@ -133,6 +149,8 @@ impl Reporter {
         self.counters
             .rejected
             .fetch_add(batch.len() as u64, Relaxed);
+        self.metrics
+            .add(Metric::RejectedInvalid, batch.len() as u64);
         self.log.error(format_args!(
             "{refusal}; {} event(s) of tag '{tag}' (times {}) dropped: CloudWatch will not take them as they are",
             batch.len(),
@@ -147,6 +165,12 @@ impl Reporter {
         for (skip, n) in &r.skipped {
             if skip.is_problem() {
                 skipped += *n as u64;
+                let metric = match skip {
+                    Skip::BadTimestamp => Metric::SkippedBadTimestamp,
+                    Skip::BodyNotMap => Metric::SkippedBodyNotMap,
+                    Skip::NotAnEvent | Skip::GroupMarker => Metric::SkippedNotAnEvent,
+                };
+                self.metrics.add(metric, *n as u64);
                 if let Some(total) = self.throttle.admit(skip_kind(*skip), *n as u64) {
                     self.log.warn(format_args!(
                         "skipped {total} record(s) (latest of tag '{tag}'): {skip}"
@@ -156,6 +180,8 @@ impl Reporter {
         }
         if r.missing_key > 0 {
             skipped += r.missing_key as u64;
+            self.metrics
+                .add(Metric::SkippedMissingKey, r.missing_key as u64);
             if let Some(total) = self.throttle.admit("missing log_key", r.missing_key as u64) {
                 let key = self.log_key.as_deref().unwrap_or_default();
                 self.log.warn(format_args!(
@@ -170,6 +196,8 @@ impl Reporter {
             ));
         }
         skipped += r.oversize.dropped as u64;
+        self.metrics
+            .add(Metric::SkippedOversize, r.oversize.dropped as u64);
         self.counters.skipped.fetch_add(skipped, Relaxed);
         self.oversized(tag, &r.oversize, self.max_event_size);
         for failure in &r.template_failures {
@@ -212,6 +240,7 @@ impl Reporter {
             "{error}{hint}; Fluent Bit will retry the chunk"
         ));
         self.counters.retried_flushes.fetch_add(1, Relaxed);
+        self.metrics.add(Metric::FlushRetries, 1);
     }
 
     /// A flush that answers `FLB_RETRY` for another reason than an AWS call.
@@ -219,6 +248,7 @@ impl Reporter {
         self.log
             .error(format_args!("{why}; Fluent Bit will retry the chunk"));
         self.counters.retried_flushes.fetch_add(1, Relaxed);
+        self.metrics.add(Metric::FlushRetries, 1);
     }
 
     /// Problems so far: retries (in flush and of flushes), records skipped, events rejected.

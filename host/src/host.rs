@@ -1,9 +1,21 @@
 //! Fluent Bit's side of the Go-plugin ABI (`shared/fluent-bit-go-abi.md`), for one process.
 //!
-//! The structs are laid out as the host lays them out. `flb_api` is the v1.9.10 one (a
-//! single function pointer), so a plugin that read a later field would read past it (and
-//! valgrind or ASan would say so). The definition passed to Register is the v2 one with a
-//! canary in `event_type`, which a v1.9-correct plugin never writes.
+//! The structs are laid out as the host lays them out. The definition passed to Register is
+//! the v2 one with a canary in `event_type`, which a v1.9-correct plugin never writes.
+//!
+//! Three kinds of host, as `FLB_HOST_KIND` says ([`HostKind`]):
+//! - `v1` (default): Fluent Bit v1.9.10. `flb_api` is a single function pointer, allocated
+//!   alone, so a plugin that read a later field would read past it (valgrind says so); the
+//!   process exports `flb_log_print` and `cmt_counter_create`, as v1.9.10's binary does.
+//! - `v5`: Fluent Bit v5.1.1. The nine-field `flb_api`, and the process exports what
+//!   Fluent Bit >= 2.0 exports (`flb_output_log_check`, `flb_output_get_cmt_instance`,
+//!   `flb_output_name`, `cmt_counter_add`, …), with a small cmetrics stand-in. Lines the
+//!   plugin prints through the host come out as `[host:LEVEL] …`; [`dump_counters`] prints
+//!   the counters as `[host-metric] name{labels} value`.
+//! - `bare`: v1.9.10's struct and nothing exported at all.
+//!
+//! The exports are a C stand-in (`csrc/host_symbols.c`, built by `build.rs`) loaded with
+//! `RTLD_GLOBAL` before the plugin, as if the plugin were loaded into a fluent-bit process.
 //!
 //! Exit comes two ways: [`Output::exit`] passes each instance its own context, as v5.x
 //! does; [`Output::exit_as_v1_9_10`] passes the context of the last successful Init, as
@@ -43,7 +55,95 @@ pub struct ProxyDef {
 /// `struct flb_api` as v1.9.10 has it.
 #[repr(C)]
 struct Api {
-    output_get_property: unsafe extern "C" fn(*const c_char, *mut c_void) -> *const c_char,
+    output_get_property: GetPropertyFn,
+}
+
+/// `struct flb_api` as v5.1.1 has it (`include/fluent-bit/flb_api.h`).
+#[repr(C)]
+struct ApiV5 {
+    output_get_property: GetPropertyFn,
+    input_get_property: *const c_void,
+    output_get_cmt_instance: *const c_void,
+    input_get_cmt_instance: *const c_void,
+    log_print: *const c_void,
+    input_log_check: *const c_void,
+    output_log_check: *const c_void,
+    custom_get_property: *const c_void,
+    custom_log_check: *const c_void,
+}
+
+/// What the host's `flb_api` is, kept alive with the instance.
+enum ApiBox {
+    V1(#[allow(dead_code)] Box<Api>),
+    V5(#[allow(dead_code)] Box<ApiV5>),
+}
+
+/// What `o_ins` points at: the instance's properties (keys lower-cased), its name and its
+/// `log_level`, as the C stand-in of the host reads them (`struct fake_instance`).
+#[repr(C)]
+struct FakeInstance {
+    properties: *const Properties,
+    name: *const c_char,
+    log_level: c_int,
+}
+
+type GetPropertyFn = unsafe extern "C" fn(*const c_char, *mut c_void) -> *const c_char;
+
+/// Which Fluent Bit this host plays (see the module's header).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostKind {
+    V1,
+    V5,
+    Bare,
+}
+
+/// `FLB_HOST_KIND`: `v1` (default), `v5` or `bare`.
+pub fn host_kind() -> HostKind {
+    match std::env::var("FLB_HOST_KIND").as_deref() {
+        Ok("v5") => HostKind::V5,
+        Ok("bare") => HostKind::Bare,
+        _ => HostKind::V1,
+    }
+}
+
+/// The host's exported symbols (the C stand-in), loaded once with RTLD_GLOBAL.
+fn host_symbols() -> Option<&'static Library> {
+    static SYMBOLS: OnceLock<Option<Library>> = OnceLock::new();
+    SYMBOLS
+        .get_or_init(|| {
+            let file = match host_kind() {
+                HostKind::V5 => "libflbhost_v5.so",
+                HostKind::V1 => "libflbhost_v1.so",
+                HostKind::Bare => return None,
+            };
+            let path = Path::new(env!("OUT_DIR")).join(file);
+            // SAFETY: the stand-in has no initialisers. RTLD_NOW | RTLD_GLOBAL: its symbols
+            // are then found by dlsym(RTLD_DEFAULT, …) as a fluent-bit binary's would be.
+            let lib = unsafe { libloading::os::unix::Library::open(Some(&path), 0x0002 | 0x0100) }
+                .unwrap_or_else(|e| panic!("cannot load {}: {e}", path.display()));
+            Some(Library::from(lib))
+        })
+        .as_ref()
+}
+
+/// A symbol of the host stand-in, if this kind of host exports it.
+fn host_symbol(name: &[u8]) -> *const c_void {
+    let Some(lib) = host_symbols() else {
+        return std::ptr::null();
+    };
+    // SAFETY: looked up as an opaque address only.
+    unsafe { lib.get::<*const c_void>(name) }
+        .map(|s| *s)
+        .unwrap_or(std::ptr::null())
+}
+
+/// Prints the v5 host's counters (`[host-metric] name{labels} value`) to stderr.
+pub fn dump_counters() {
+    let f = host_symbol(b"flbhost_dump_counters\0");
+    if !f.is_null() {
+        // SAFETY: `void flbhost_dump_counters(void)` of the stand-in.
+        unsafe { std::mem::transmute::<*const c_void, unsafe extern "C" fn()>(f)() }
+    }
 }
 
 #[repr(C)]
@@ -120,6 +220,8 @@ pub fn library_path() -> PathBuf {
 pub fn plugin() -> &'static Plugin {
     static PLUGIN: OnceLock<Plugin> = OnceLock::new();
     PLUGIN.get_or_init(|| {
+        // The host's own symbols are there before any plugin is loaded.
+        let _ = host_symbols();
         let path = library_path();
         Plugin::load(&path).unwrap_or_else(|e| panic!("cannot load {}: {e}", path.display()))
     })
@@ -186,10 +288,28 @@ impl Plugin {
     }
 
     /// Starts an `[OUTPUT]` instance with these properties. `Err(code)` if Init refused.
+    /// `log_level` is Fluent Bit's own property (the plugin never sees it): it sets the
+    /// instance's level, which a v5 host's `flb_output_log_check` reports.
     pub fn init(&'static self, properties: &[(&str, &str)]) -> Result<Output, c_int> {
+        static INSTANCES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let mut log_level = 3; // info
         let props = Box::new(Properties(
             properties
                 .iter()
+                .filter(|(k, v)| {
+                    if !k.eq_ignore_ascii_case("log_level") {
+                        return true;
+                    }
+                    log_level = match v.to_ascii_lowercase().as_str() {
+                        "off" => 0,
+                        "error" => 1,
+                        "warn" | "warning" => 2,
+                        "debug" => 4,
+                        "trace" => 5,
+                        _ => 3,
+                    };
+                    false
+                })
                 .map(|(k, v)| {
                     (
                         k.to_ascii_lowercase(),
@@ -198,16 +318,58 @@ impl Plugin {
                 })
                 .collect(),
         ));
-        let api = Box::new(Api {
-            output_get_property: get_property,
+        let name = CString::new(format!(
+            "{}.{}",
+            self.name,
+            INSTANCES.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ))
+        .expect("name");
+        let instance = Box::new(FakeInstance {
+            properties: &*props,
+            name: name.as_ptr(),
+            log_level,
         });
+        let api = match host_kind() {
+            HostKind::V5 => {
+                let reader = host_symbol(b"flbhost_set_property_reader\0");
+                // SAFETY: `void flbhost_set_property_reader(reader)` of the stand-in.
+                unsafe {
+                    std::mem::transmute::<*const c_void, unsafe extern "C" fn(GetPropertyFn)>(
+                        reader,
+                    )(get_property)
+                };
+                let get = host_symbol(b"flb_output_get_property\0");
+                ApiBox::V5(Box::new(ApiV5 {
+                    // SAFETY: the stand-in's `flb_output_get_property`, which forwards to
+                    // `get_property`: the same function a v5 host puts there.
+                    output_get_property: unsafe {
+                        std::mem::transmute::<*const c_void, GetPropertyFn>(get)
+                    },
+                    input_get_property: std::ptr::null(),
+                    output_get_cmt_instance: host_symbol(b"flb_output_get_cmt_instance\0"),
+                    input_get_cmt_instance: std::ptr::null(),
+                    log_print: host_symbol(b"flb_log_print\0"),
+                    input_log_check: std::ptr::null(),
+                    output_log_check: host_symbol(b"flb_output_log_check\0"),
+                    custom_get_property: std::ptr::null(),
+                    custom_log_check: std::ptr::null(),
+                }))
+            }
+            HostKind::V1 | HostKind::Bare => ApiBox::V1(Box::new(Api {
+                output_get_property: get_property,
+            })),
+        };
+        let api_ptr: *const Api = match &api {
+            ApiBox::V1(a) => &**a,
+            ApiBox::V5(a) => (&**a as *const ApiV5).cast(),
+        };
         let mut context = Box::new(ProxyContext {
             remote_context: std::ptr::null_mut(),
         });
         let mut go = Box::new(GoOutputPlugin {
             name: std::ptr::null_mut(),
-            api: &*api,
-            o_ins: (&*props as *const Properties).cast_mut().cast(),
+            api: api_ptr,
+            o_ins: (&*instance as *const FakeInstance).cast_mut().cast(),
             context: &mut *context,
         });
         // SAFETY: every pointer in `go` is valid for the call.
@@ -221,6 +383,8 @@ impl Plugin {
             plugin: self,
             context: context.remote_context,
             _props: props,
+            _instance: instance,
+            _name: name,
             _api: api,
         })
     }
@@ -237,12 +401,18 @@ fn libc_rtld_lazy() -> c_int {
     0x0001 // RTLD_LAZY on Linux
 }
 
-/// What `o_ins` points at: the instance's properties, keys lower-cased.
+/// The instance's properties, keys lower-cased.
 struct Properties(HashMap<String, CString>);
 
 unsafe extern "C" fn get_property(key: *const c_char, o_ins: *mut c_void) -> *const c_char {
-    // SAFETY: the plugin passes a NUL-terminated key and the `o_ins` we gave it.
-    let (key, props) = unsafe { (CStr::from_ptr(key), &*(o_ins as *const Properties)) };
+    // SAFETY: the plugin passes a NUL-terminated key and the `o_ins` we gave it, a
+    // FakeInstance whose properties live as long as it.
+    let (key, props) = unsafe {
+        (
+            CStr::from_ptr(key),
+            &*(*(o_ins as *const FakeInstance)).properties,
+        )
+    };
     match props.0.get(&key.to_string_lossy().to_ascii_lowercase()) {
         Some(v) => v.as_ptr(),
         None => std::ptr::null(),
@@ -254,7 +424,9 @@ pub struct Output {
     plugin: &'static Plugin,
     context: *mut c_void,
     _props: Box<Properties>,
-    _api: Box<Api>,
+    _instance: Box<FakeInstance>,
+    _name: CString,
+    _api: ApiBox,
 }
 
 // SAFETY: the plugin's context is made for concurrent flushes (`workers N`).

@@ -604,7 +604,7 @@ fn non_utf8_tags_and_keys() {
             ("auto_retry_requests", "false"),
         ];
         let get = |k: &str| props.iter().find(|p| p.0 == k).map(|p| p.1.to_owned());
-        let instance = Instance::start(get).expect("start");
+        let instance = Instance::start(get, Default::default()).expect("start");
         assert_eq!(instance.flush(tag, &chunk), Outcome::Retry);
         instance.exit();
         return;

@@ -1,0 +1,27 @@
+//! Builds the stand-ins for a Fluent Bit binary's exported symbols (`csrc/host_symbols.c`):
+//! one as Fluent Bit >= 2.0 exports them, one as v1.9.10 does. flb-host loads one of them
+//! with RTLD_GLOBAL before the plugin, as `FLB_HOST_KIND` asks.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn main() {
+    let out = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR"));
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".to_owned());
+    for (name, defines) in [
+        ("libflbhost_v5.so", &["-DFLB_HOST_V5"][..]),
+        ("libflbhost_v1.so", &[][..]),
+    ] {
+        let status = Command::new(&cc)
+            .args(["-shared", "-fPIC", "-O1", "-Wall", "-o"])
+            .arg(out.join(name))
+            .args(defines)
+            .arg("csrc/host_symbols.c")
+            .arg("-lpthread")
+            .status()
+            .expect("run the C compiler");
+        assert!(status.success(), "cc failed for {name}");
+    }
+    println!("cargo:rerun-if-changed=csrc/host_symbols.c");
+    println!("cargo:rerun-if-env-changed=CC");
+}
