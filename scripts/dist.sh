@@ -12,6 +12,9 @@
 #   scripts/dist.sh --arch aarch64   # arm64 (Graviton, Fargate ARM64); needs Rust's aarch64
 #                                    # standard library (native on an arm64 machine)
 #   scripts/dist.sh --tools-only     # install the tools and stop (the Dockerfile's tool layer)
+#   scripts/dist.sh --dev-lib        # only the library, dev profile (debug assertions), linked
+#                                    # the same way, in target/<triple>/debug/: CI's check that
+#                                    # a panic is still caught in a Zig-linked library
 #
 # The tools are installed once, pinned, into target/dist-tools/: Zig from PyPI (`ziglang`) in
 # a Python venv, cargo-zigbuild from crates.io. Needs Rust stable, python3 with venv and pip,
@@ -28,13 +31,15 @@ GLIBC=2.17
 usage() { sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; }
 arch=x86_64
 tools_only=
+dev_lib=
 while [ $# -gt 0 ]; do
   case "$1" in
     --arch) arch=${2:?--arch needs x86_64 or aarch64}; shift 2 ;;
     --arch=*) arch=${1#--arch=}; shift ;;
     --tools-only) tools_only=1; shift ;;
+    --dev-lib) dev_lib=1; shift ;;
     -h|--help) usage; exit 0 ;;
-    *) echo "dist.sh: unknown argument '$1' (accepted: --arch x86_64|aarch64, --tools-only, --help)" >&2; exit 2 ;;
+    *) echo "dist.sh: unknown argument '$1' (accepted: --arch x86_64|aarch64, --tools-only, --dev-lib, --help)" >&2; exit 2 ;;
   esac
 done
 case "$arch" in
@@ -67,6 +72,11 @@ if command -v rustup >/dev/null && ! rustup target list --installed | grep -qx "
 fi
 
 # --- build ------------------------------------------------------------------------------
+if [ -n "$dev_lib" ]; then
+  cargo zigbuild --locked --target "$triple.$GLIBC" --lib -p flb-out-cloudwatch
+  echo "made target/$triple/debug/libflb_out_cloudwatch.so (dev profile, glibc >= $GLIBC, $arch)"
+  exit 0
+fi
 version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -1)
 name=flb-out-cloudwatch-$version-$arch-linux-gnu
 out=dist/$name
