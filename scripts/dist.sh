@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Makes the release: the plugin library and `flb-cloudwatch-check`, linked by Zig against
-# glibc 2.17 so that they load on every FireLens image (AWS for Fluent Bit 2.x is Amazon
-# Linux 2 with glibc 2.26; the upstream images are newer), checked and stripped, in
+# Makes the release: the plugin library and `flb-cloudwatch-check`, built with Cargo's `dist`
+# profile (release + fat LTO) and linked by Zig against glibc 2.17 so that they load on every
+# FireLens image (AWS for Fluent Bit 2.x is Amazon Linux 2 with glibc 2.26; the upstream
+# images are newer), checked and stripped, in
 #
 #   dist/flb-out-cloudwatch-<version>-<arch>-linux-gnu/
 #     libflb_out_cloudwatch.so  flb-cloudwatch-check  plugins.conf  INSTALL.md  SHA256SUMS
@@ -81,9 +82,9 @@ version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -1)
 name=flb-out-cloudwatch-$version-$arch-linux-gnu
 out=dist/$name
 start=$SECONDS
-cargo zigbuild --release --locked --target "$triple.$GLIBC" \
+cargo zigbuild --profile dist --locked --target "$triple.$GLIBC" \
   -p flb-out-cloudwatch -p flb-cloudwatch-check
-built=target/$triple/release
+built=target/$triple/dist
 
 rm -rf "$out" "$out.tar.gz"
 mkdir -p "$out"
