@@ -21,6 +21,7 @@
 # images alike (a plain `cargo build` on bookworm would need glibc 2.34). The stage runs on
 # the platform being built: with buildx, the arm64 library is built by the same script with
 # the aarch64 target on an arm64 builder (a native node, or QEMU emulation, which is slow).
+# Not built here (no Docker engine); the script itself was run for both architectures.
 
 ARG FLAVOR=aws
 ARG AWS_FOR_FLUENT_BIT_IMAGE=public.ecr.aws/aws-observability/aws-for-fluent-bit:2.34.3

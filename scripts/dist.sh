@@ -10,8 +10,9 @@
 # and the same directory as a .tar.gz beside it. INSTALL.md is the README's Install section.
 #
 #   scripts/dist.sh                  # x86_64 (amd64)
-#   scripts/dist.sh --arch aarch64   # arm64 (Graviton, Fargate ARM64); needs Rust's aarch64
-#                                    # standard library (native on an arm64 machine)
+#   scripts/dist.sh --arch aarch64   # arm64 (Graviton, Fargate ARM64): natively on arm64, or
+#                                    # cross-linked by Zig elsewhere (with rustup's aarch64
+#                                    # standard library, which it adds when missing)
 #   scripts/dist.sh --tools-only     # install the tools and stop (the Dockerfile's tool layer)
 #   scripts/dist.sh --dev-lib        # only the library, dev profile (debug assertions), linked
 #                                    # the same way, in target/<triple>/debug/: CI's check that
