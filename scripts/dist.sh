@@ -52,7 +52,8 @@ esac
 triple=$arch-unknown-linux-gnu
 
 # --- tools, pinned and cached under target/ ---------------------------------------------
-tools=$PWD/target/dist-tools
+target=${CARGO_TARGET_DIR:-target}
+tools=$(mkdir -p "$target" && cd "$target" && pwd)/dist-tools
 venv=$tools/zig
 if [ "$("$venv/bin/python3" -m ziglang version 2>/dev/null)" != "$ZIG_VERSION" ]; then
   echo "dist.sh: installing Zig $ZIG_VERSION (PyPI ziglang) into $venv" >&2
@@ -76,7 +77,7 @@ fi
 # --- build ------------------------------------------------------------------------------
 if [ -n "$dev_lib" ]; then
   cargo zigbuild --locked --target "$triple.$GLIBC" --lib -p flb-out-cloudwatch
-  echo "made target/$triple/debug/libflb_out_cloudwatch.so (dev profile, glibc >= $GLIBC, $arch)"
+  echo "made $target/$triple/debug/libflb_out_cloudwatch.so (dev profile, glibc >= $GLIBC, $arch)"
   exit 0
 fi
 version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -1)
@@ -85,7 +86,7 @@ out=dist/$name
 start=$SECONDS
 cargo zigbuild --profile dist --locked --target "$triple.$GLIBC" \
   -p flb-out-cloudwatch -p flb-cloudwatch-check
-built=target/$triple/dist
+built=$target/$triple/dist
 
 rm -rf "$out" "$out.tar.gz"
 mkdir -p "$out"
