@@ -4,6 +4,7 @@
 #
 #   docker build -t flb-out-cloudwatch .                              # AWS for Fluent Bit 2.34.3 (Fluent Bit 1.9.10)
 #   docker build --build-arg FLAVOR=upstream -t flb-out-cloudwatch .  # fluent/fluent-bit 5.1.1
+#   docker buildx build --platform linux/amd64,linux/arm64 -t REPOSITORY:TAG --push .
 #
 # FLAVOR=aws (default): AWS for Fluent Bit's entrypoint starts
 #   fluent-bit -e /fluent-bit/firehose.so -e /fluent-bit/cloudwatch.so -e /fluent-bit/kinesis.so -c /fluent-bit/etc/fluent-bit.conf
@@ -14,39 +15,40 @@
 # Both images carry /fluent-bit/bin/flb-cloudwatch-check, which finds the library through
 # FLB_CLOUDWATCH_LIBRARY.
 #
-# The build runs on Amazon Linux 2 with the Rust toolchain of the pinned rust image: a
-# library linked on Debian bookworm needs glibc 2.34, and Amazon Linux 2, the base of AWS for
-# Fluent Bit 2.x, has glibc 2.26. Linked against 2.26, it loads on every flavor.
+# The build stage is the release recipe, scripts/dist.sh: on Debian with the pinned Rust, Zig
+# (PyPI ziglang) and cargo-zigbuild link the library and the check command against glibc 2.17,
+# so they load in AWS for Fluent Bit 2.x (Amazon Linux 2, glibc 2.26) and in the upstream
+# images alike (a plain `cargo build` on bookworm would need glibc 2.34). The stage runs on
+# the platform being built: with buildx, the arm64 library is built by the same script with
+# the aarch64 target on an arm64 builder (a native node, or QEMU emulation, which is slow).
+# Not built here (no Docker engine); the script itself was run for both architectures.
 
 ARG FLAVOR=aws
 ARG AWS_FOR_FLUENT_BIT_IMAGE=public.ecr.aws/aws-observability/aws-for-fluent-bit:2.34.3
 ARG FLUENT_BIT_IMAGE=fluent/fluent-bit:5.1.1
-ARG AMAZON_LINUX_IMAGE=public.ecr.aws/amazonlinux/amazonlinux:2.0.20240916.0
+ARG RUST_IMAGE=rust:1.95-bookworm
 
-FROM rust:1.95-bookworm AS toolchain
-
-FROM ${AMAZON_LINUX_IMAGE} AS build
-# gcc links Rust's output and compiles the C and assembly of the TLS crypto (ring); binutils
-# (with gcc) strips the results. Versions are the pinned Amazon Linux release's.
-# hadolint ignore=DL3033
-RUN yum install -y gcc \
-    && yum clean all \
-    && rm -rf /var/cache/yum
-ENV RUSTUP_HOME=/usr/local/rustup \
-    CARGO_HOME=/usr/local/cargo \
-    PATH=/usr/local/cargo/bin:$PATH
-COPY --from=toolchain /usr/local/rustup /usr/local/rustup
-COPY --from=toolchain /usr/local/cargo /usr/local/cargo
+FROM ${RUST_IMAGE} AS build
+# python3-venv for Zig's venv; binutils (objdump, readelf, strip) come with the image.
+# Versions are the pinned Debian release's.
+# hadolint ignore=DL3008
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends python3-venv \
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-COPY Cargo.toml Cargo.lock ./
+# The pinned tools first, in a layer of their own that source changes do not invalidate.
+COPY scripts/dist.sh scripts/dist.sh
+RUN bash scripts/dist.sh --tools-only
+COPY Cargo.toml Cargo.lock README.md ./
+COPY examples/plugins.conf examples/plugins.conf
 COPY src src
 COPY benches benches
 COPY host host
 COPY check check
-RUN cargo build --release --locked -p flb-out-cloudwatch -p flb-cloudwatch-check \
-    && mkdir -p /out \
-    && cp target/release/libflb_out_cloudwatch.so target/release/flb-cloudwatch-check /out/ \
-    && strip --strip-unneeded /out/libflb_out_cloudwatch.so /out/flb-cloudwatch-check
+# TARGETARCH (amd64, arm64) is set by BuildKit; the legacy builder builds for the machine.
+ARG TARGETARCH
+RUN bash scripts/dist.sh --arch "${TARGETARCH:-$(uname -m)}" \
+    && mv dist/flb-out-cloudwatch-*-linux-gnu /out
 
 FROM ${AWS_FOR_FLUENT_BIT_IMAGE} AS aws
 COPY --from=build /out/libflb_out_cloudwatch.so /fluent-bit/cloudwatch.so
@@ -55,7 +57,7 @@ ENV FLB_CLOUDWATCH_LIBRARY=/fluent-bit/cloudwatch.so
 
 FROM ${FLUENT_BIT_IMAGE} AS upstream
 COPY --from=build /out/libflb_out_cloudwatch.so /fluent-bit/plugins/libflb_out_cloudwatch.so
-COPY examples/plugins.conf /fluent-bit/plugins/plugins.conf
+COPY --from=build /out/plugins.conf /fluent-bit/plugins/plugins.conf
 COPY --from=build /out/flb-cloudwatch-check /fluent-bit/bin/flb-cloudwatch-check
 ENV FLB_CLOUDWATCH_LIBRARY=/fluent-bit/plugins/libflb_out_cloudwatch.so
 ENTRYPOINT ["/fluent-bit/bin/fluent-bit"]
