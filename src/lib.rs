@@ -47,5 +47,7 @@ pub mod prepare;
 pub mod report;
 pub mod retry;
 pub mod runtime;
+#[allow(unsafe_code)] // Vector loads of the escaping scan, behind CPU feature detection.
+pub mod scan;
 pub mod send;
 pub mod template;
