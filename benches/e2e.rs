@@ -7,6 +7,7 @@
 //! cargo build --release --lib          # the library measured (or let cargo bench build it)
 //! cargo bench --bench e2e              # 200,000 records; 1, 2, 4 threads; 0 and 50 ms
 //! cargo bench --bench e2e -- --records 50000 --threads 2 --latency-ms 0,50 --repeat 3
+//! cargo bench --bench e2e -- --records 200000 --threads 1 --latency-ms 0 --idle-seconds 20
 //! ```
 //!
 //! Three processes per run, so that each CPU figure is one program's own:
@@ -29,6 +30,10 @@
 //!   crypto library's random generator, CreateLogStream). Memory = VmRSS after Init and
 //!   VmHWM at the end, each minus VmRSS before the library was loaded (the peak is reset
 //!   first through `/proc/self/clear_refs`), so the chunks themselves are not counted.
+//!   With `--idle-seconds N`, the plugin first idles as a sidecar of a quiet application
+//!   does: a chunk of 10 records every second for N seconds, then VmRSS is taken (the
+//!   "RSS idle" column); the load follows, and its first chunk no longer pays the TLS
+//!   handshake. The idle phase's CPU is not counted.
 //!
 //! `E2E_RUNNER_PREFIX` wraps the plugin's process (e.g. `valgrind --tool=callgrind`), for
 //! profiling. Nothing here leaves loopback.
@@ -51,6 +56,7 @@ struct Options {
     threads: Vec<usize>,
     latency_ms: Vec<u64>,
     repeat: usize,
+    idle_seconds: u64,
 }
 
 fn options(args: &[String]) -> Options {
@@ -63,6 +69,9 @@ fn options(args: &[String]) -> Options {
         threads: list(&env("E2E_THREADS").unwrap_or_else(|| "1,2,4".into())),
         latency_ms: list(&env("E2E_LATENCY_MS").unwrap_or_else(|| "0,50".into())),
         repeat: env("E2E_REPEAT").and_then(|v| v.parse().ok()).unwrap_or(1),
+        idle_seconds: env("E2E_IDLE_SECONDS")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0),
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -73,6 +82,7 @@ fn options(args: &[String]) -> Options {
             "--threads" => o.threads = list(&value()),
             "--latency-ms" => o.latency_ms = list(&value()),
             "--repeat" => o.repeat = value().parse().expect("--repeat N"),
+            "--idle-seconds" => o.idle_seconds = value().parse().expect("--idle-seconds N"),
             _ => {} // `cargo bench` adds `--bench`; filters do not apply here
         }
     }
@@ -208,7 +218,8 @@ fn one_run(
         .args(["--port", &port])
         .args(["--records", &o.records.to_string()])
         .args(["--chunk-bytes", &o.chunk_bytes.to_string()])
-        .args(["--threads", &threads.to_string()]);
+        .args(["--threads", &threads.to_string()])
+        .args(["--idle-seconds", &o.idle_seconds.to_string()]);
     clean_aws_environment(&mut cmd, cert, library);
     let out = cmd.output().expect("run the plugin");
     std::io::stderr().write_all(&out.stderr).ok();
@@ -264,21 +275,23 @@ fn fields(line: &str) -> BTreeMap<String, f64> {
 fn print_row(row: &Row, header: bool) {
     if header {
         println!(
-            "\n| threads | latency | events | wall s | events/s | CPU s | CPU s / M events | first chunk CPU s | CPU s / M after it | init CPU s | RSS after Init MiB | peak RSS MiB | requests (puts) | endpoint CPU s | check |"
+            "\n| threads | latency | events | wall s | events/s | CPU s | CPU s / M events | first chunk CPU s | CPU s / M after it | init CPU s | RSS after Init MiB | RSS idle MiB | peak RSS MiB | requests (puts) | endpoint CPU s | check |"
         );
-        println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+        println!(
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+        );
     }
     let r = |k: &str| row.run.get(k).copied().unwrap_or(f64::NAN);
     let e = |k: &str| row.endpoint.get(k).copied().unwrap_or(f64::NAN);
     let events = r("events");
     let cpu = r("flush_cpu_s");
-    let check = if e("events") == events && r("not_ok") == 0.0 {
+    let check = if e("events") == events + r("idle_events") && r("not_ok") == 0.0 {
         "all stored"
     } else {
         "MISMATCH"
     };
     println!(
-        "| {} | {} ms | {} | {:.2} | {:.0} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.1} | {:.1} | {} ({}) | {:.2} | {check} |",
+        "| {} | {} ms | {} | {:.2} | {:.0} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.1} | {} | {:.1} | {} ({}) | {:.2} | {check} |",
         row.threads,
         row.latency_ms,
         events,
@@ -290,6 +303,11 @@ fn print_row(row: &Row, header: bool) {
         (cpu - r("first_cpu_s")) / (events - r("first_events")) * 1e6,
         r("init_cpu_s"),
         (r("init_rss_kb") - r("base_rss_kb")) / 1024.0,
+        if r("idle_rss_kb").is_nan() {
+            "-".to_owned()
+        } else {
+            format!("{:.1}", (r("idle_rss_kb") - r("base_rss_kb")) / 1024.0)
+        },
         (r("peak_rss_kb") - r("base_rss_kb")) / 1024.0,
         e("requests"),
         e("puts"),
@@ -321,14 +339,28 @@ fn vm_kb(name: &str) -> f64 {
         .unwrap_or(f64::NAN)
 }
 
+/// Records per chunk of the idle phase (`--idle-seconds`), one chunk a second.
+const IDLE_RECORDS: usize = 10;
+
 fn run(args: &[String]) {
     let port = arg(args, "--port");
     let records: usize = arg(args, "--records").parse().expect("records");
     let chunk_bytes: usize = arg(args, "--chunk-bytes").parse().expect("chunk bytes");
     let threads: usize = arg(args, "--threads").parse().expect("threads");
+    let idle_seconds: usize = arg(args, "--idle-seconds").parse().expect("idle seconds");
 
     let chunks = common::firelens_chunks(records, chunk_bytes);
     let events: usize = chunks.iter().map(|(_, n)| n).sum();
+    // The idle phase's chunks: 10 records each (MessagePack chunks concatenate).
+    let idle_chunks: Vec<Vec<u8>> = common::firelens_chunks(IDLE_RECORDS * idle_seconds, 1)
+        .chunks(IDLE_RECORDS)
+        .map(|records| {
+            records
+                .iter()
+                .flat_map(|(c, _)| c.iter().copied())
+                .collect()
+        })
+        .collect();
 
     // The baseline: the chunks are built; nothing of the plugin is loaded yet.
     let _ = std::fs::write("/proc/self/clear_refs", "5"); // VmHWM := VmRSS
@@ -344,12 +376,30 @@ fn run(args: &[String]) {
             ("endpoint", &endpoint),
         ])
         .expect("Init");
-    let (u1, s1) = cpu_seconds();
+    let (u_init, s_init) = cpu_seconds();
     let init_rss = vm_kb("VmRSS");
+
+    // Idle, as a sidecar with a quiet application: a chunk of 10 records a second (Fluent
+    // Bit's default flush interval), then the resident memory. Not counted as flush CPU.
+    let mut idle_not_ok = 0;
+    for chunk in &idle_chunks {
+        let at = Instant::now();
+        if output.flush(common::TAG, chunk) != flb_host::host::FLB_OK {
+            idle_not_ok += 1;
+        }
+        std::thread::sleep(Duration::from_secs(1).saturating_sub(at.elapsed()));
+    }
+    let idle_rss = if idle_chunks.is_empty() {
+        f64::NAN
+    } else {
+        vm_kb("VmRSS")
+    };
+    let idle_events = IDLE_RECORDS * idle_chunks.len();
+    let (u1, s1) = cpu_seconds();
 
     // The first chunk alone: it pays for what happens once per process (the TLS
     // connection, the random generator's seeding, the stream's creation), reported apart.
-    let not_ok = AtomicU64::new(0);
+    let not_ok = AtomicU64::new(idle_not_ok);
     let start = Instant::now();
     if let Some((chunk, _)) = chunks.first()
         && output.flush(common::TAG, chunk) != flb_host::host::FLB_OK
@@ -377,9 +427,9 @@ fn run(args: &[String]) {
     output.exit();
     plugin.unregister();
     println!(
-        "RESULT events={events} chunks={} wall_s={wall:.4} init_cpu_s={:.4} flush_cpu_s={:.4} flush_user_s={:.4} flush_sys_s={:.4} first_events={first_events} first_cpu_s={:.4} base_rss_kb={base_rss} init_rss_kb={init_rss} peak_rss_kb={peak_rss} not_ok={}",
+        "RESULT events={events} chunks={} wall_s={wall:.4} init_cpu_s={:.4} flush_cpu_s={:.4} flush_user_s={:.4} flush_sys_s={:.4} first_events={first_events} first_cpu_s={:.4} base_rss_kb={base_rss} init_rss_kb={init_rss} idle_events={idle_events} idle_rss_kb={idle_rss} peak_rss_kb={peak_rss} not_ok={}",
         chunks.len(),
-        (u1 - u0) + (s1 - s0),
+        (u_init - u0) + (s_init - s0),
         (u2 - u1) + (s2 - s1),
         u2 - u1,
         s2 - s1,

@@ -6,7 +6,7 @@
 //! and copied into the body).
 //!
 //! Inputs: `v2-firelens-httpd.msgpack` (300 records captured from Fluent Bit v5.1.1) and a
-//! synthetic FireLens chunk of about 2 MB with 470-byte messages (the issue's workload).
+//! synthetic FireLens chunk of about 2 MB with 519-byte messages (the workload of issue 16).
 //!
 //! `cargo bench --bench pipeline` (add `-- <filter>` for one group, e.g. `-- request_body`).
 
@@ -23,7 +23,7 @@ use flb_out_cloudwatch::batch::{self, Event};
 use flb_out_cloudwatch::decode::{self, Item};
 use flb_out_cloudwatch::deliver::Destination;
 use flb_out_cloudwatch::prepare::{Prepared, prepare};
-use flb_out_cloudwatch::{body, encode};
+use flb_out_cloudwatch::{body, encode, scan};
 
 struct Input {
     name: &'static str,
@@ -185,6 +185,59 @@ fn bench_encode_json(c: &mut Criterion, inputs: &[Input]) {
     g.finish();
 }
 
+/// Every string (keys and values) of a chunk's records, in order.
+fn strings(chunk: &[u8]) -> Vec<&[u8]> {
+    let mut out = Vec::new();
+    for item in decode::records(chunk) {
+        if let Item::Record(r) = item {
+            let mut reader = decode::Reader::new(r.body);
+            while let Ok(token) = reader.token() {
+                if let decode::Token::Str(s) = token {
+                    out.push(s);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The escaping scan on each path this CPU has (`scalar`, `sse2`, `avx2`): over every
+/// string of a chunk (as the encoder meets them: mostly short keys and values, and each
+/// record's `log`), and over one 64 KiB text with an escape every ~100 bytes. Throughput
+/// in bytes scanned.
+fn bench_scan(c: &mut Criterion, inputs: &[Input]) {
+    let mut g = c.benchmark_group("scan");
+    let text: Vec<u8> = (0..65_536)
+        .map(|i| match i % 97 {
+            0 => b'"',
+            _ => b'a' + (i % 26) as u8,
+        })
+        .collect();
+    let mut cases: Vec<(String, Vec<&[u8]>)> = inputs
+        .iter()
+        .map(|input| (format!("strings/{}", input.name), strings(&input.chunk)))
+        .collect();
+    cases.push(("text-64KiB".to_owned(), vec![&text[..]]));
+    for (name, strings) in &cases {
+        g.throughput(Throughput::Bytes(
+            strings.iter().map(|s| s.len() as u64).sum(),
+        ));
+        for path in scan::Path::available() {
+            g.bench_function(format!("{}/{name}", path.name()), |b| {
+                b.iter(|| {
+                    let mut n = 0usize;
+                    for s in strings {
+                        let high = path.run(black_box(s), |at| n += at);
+                        n += usize::from(high);
+                    }
+                    n
+                })
+            });
+        }
+    }
+    g.finish();
+}
+
 /// One batch → its request body, both ways. Throughput in events and message bytes.
 fn bench_request_body(c: &mut Criterion, inputs: &[Input]) {
     let mut g = c.benchmark_group("request_body");
@@ -274,6 +327,7 @@ fn benches(c: &mut Criterion) {
     }
     bench_prepare(c, &inputs);
     bench_plan(c, &inputs);
+    bench_scan(c, &inputs);
     bench_encode_json(c, &inputs);
     bench_request_body(c, &inputs);
     bench_chunk_to_bodies(c, &inputs);

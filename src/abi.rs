@@ -10,7 +10,7 @@
 
 use std::ffi::{CStr, CString, c_char, c_int, c_void};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::{Arc, Mutex, PoisonError, RwLock, mpsc};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use crate::instance::{Host, Instance, Outcome};
 use crate::log::{HostLog, Level};
@@ -114,26 +114,16 @@ fn guard(fallback: c_int, f: impl FnOnce() -> c_int) -> c_int {
     catch_unwind(AssertUnwindSafe(f)).unwrap_or(fallback)
 }
 
-/// The stack of the thread a flush runs on: decoding, encoding and the AWS SDK's frames.
-const FLUSH_STACK: usize = 2 << 20;
-
-/// Runs `work` on a new thread of ours and waits for its result. `None` if it panicked, or
-/// if no thread could be started (a pids limit, `EAGAIN`): then nothing runs later either.
+/// Runs `work` on a flush thread of ours ([`crate::runtime::on_flush_thread`]: an idle one,
+/// else a new one with a 2 MiB stack) and waits for its result. `None` if it panicked, or
+/// if no thread was idle and none could be started (a pids limit, `EAGAIN`): then nothing
+/// runs later either.
 ///
 /// `work` owns everything it uses (`'static`): whatever happens to this call, the thread
 /// never reads memory the host lent. Only a boxed closure and a channel live on the
 /// calling stack, which may be Fluent Bit's small coroutine stack.
 fn offload<R: Send + 'static>(work: impl FnOnce() -> R + Send + 'static) -> Option<R> {
-    let (tx, rx) = mpsc::sync_channel(1);
-    std::thread::Builder::new()
-        .name("flb-cw-flush".into())
-        .stack_size(FLUSH_STACK)
-        .spawn(move || {
-            let _ = tx.send(work());
-        })
-        .ok()?;
-    // The thread is detached; it ends right after sending (or unwinding, which drops `tx`).
-    rx.recv().ok()
+    crate::runtime::on_flush_thread(work)
 }
 
 fn flush_code(outcome: Option<Outcome>) -> c_int {

@@ -179,13 +179,43 @@ impl<'a> Reader<'a> {
     ///
     /// Iterative: it counts the values still owed, so depth costs no stack, and a container
     /// that claims more items than the data holds ends in `Truncated`, not in a long loop.
+    ///
+    /// The tokens of a typical record (small containers and integers, strings shorter than
+    /// 256 bytes) are skipped here without a call; the bytes a string skips are checked
+    /// when the next byte is read, or at the end, with the same error as [`Reader::token`].
     pub fn skip_value(&mut self) -> Result<&'a [u8], Malformed> {
-        let start = self.pos;
+        let (buf, start) = (self.buf, self.pos);
+        let mut pos = start;
         let mut owed: u64 = 1;
         while owed > 0 {
-            owed = owed - 1 + self.skip_token()?;
+            owed -= 1;
+            // `pos` may be past the end after a string: then this read fails.
+            let b = *buf.get(pos).ok_or(Malformed::Truncated)?;
+            match b {
+                0x00..=0x7f | 0xc0 | 0xc2 | 0xc3 | 0xe0..=0xff => pos += 1,
+                0x80..=0x8f => {
+                    owed += 2 * u64::from(b & 0x0f);
+                    pos += 1;
+                }
+                0x90..=0x9f => {
+                    owed += u64::from(b & 0x0f);
+                    pos += 1;
+                }
+                0xa0..=0xbf => pos += 1 + usize::from(b & 0x1f),
+                0xc4 | 0xd9 => {
+                    let n = *buf.get(pos + 1).ok_or(Malformed::Truncated)?;
+                    pos += 2 + usize::from(n);
+                }
+                _ => {
+                    self.pos = pos;
+                    owed += self.skip_token()?;
+                    pos = self.pos;
+                }
+            }
         }
-        Ok(&self.buf[start..self.pos])
+        let value = buf.get(start..pos).ok_or(Malformed::Truncated)?;
+        self.pos = pos;
+        Ok(value)
     }
 
     /// Skips the next token without reading its value: returns the items that follow it

@@ -21,6 +21,7 @@
 use std::ops::Range;
 
 use crate::decode::{Malformed, Reader, Token};
+use crate::scan;
 
 /// How `ext` values (other than timestamps, which only appear as record times) are written:
 /// `{"ext_type":<type>,"hex":"<data as lowercase hex>"}`, lossless and easy to read back.
@@ -104,16 +105,30 @@ impl<'a> Out<'a> {
     /// Writes `bytes` with `write`, which returns whether it saw a non-ASCII byte; only
     /// then is `bytes` checked for UTF-8, and if it is not, written again piece by piece
     /// with U+FFFD for each invalid sequence.
+    #[inline(always)]
     fn checked(&mut self, bytes: &[u8], write: fn(&mut Self, &[u8]) -> bool) {
         let (len, raw) = (self.buf.len(), self.raw);
         if write(self, bytes) && std::str::from_utf8(bytes).is_err() {
-            self.buf.truncate(len);
-            self.raw = raw;
-            for chunk in bytes.utf8_chunks() {
-                write(self, chunk.valid().as_bytes());
-                if !chunk.invalid().is_empty() {
-                    self.replacement();
-                }
+            self.rewrite_invalid(bytes, len, raw, write);
+        }
+    }
+
+    /// Takes back what `write` wrote of the invalid UTF-8 `bytes` (from `len`, `raw`) and
+    /// writes it again piece by piece, with U+FFFD for each invalid sequence.
+    #[cold]
+    fn rewrite_invalid(
+        &mut self,
+        bytes: &[u8],
+        len: usize,
+        raw: usize,
+        write: fn(&mut Self, &[u8]) -> bool,
+    ) {
+        self.buf.truncate(len);
+        self.raw = raw;
+        for chunk in bytes.utf8_chunks() {
+            write(self, chunk.valid().as_bytes());
+            if !chunk.invalid().is_empty() {
+                self.replacement();
             }
         }
     }
@@ -338,103 +353,25 @@ pub fn escape_into(buf: &mut Vec<u8>, s: &str) {
 
 /// Whether a byte must be escaped inside a JSON string: `"`, `\` and control characters.
 fn needs_escape(b: u8) -> bool {
-    b < 0x20 || b == b'"' || b == b'\\'
+    scan::needs_escape(b)
 }
 
 /// Appends `bytes`, with `special` called (instead of copying) for each byte that
 /// [`needs_escape`]; returns whether any byte is not ASCII. The bytes that need escaping
-/// are ASCII, so the plain runs between them are whole characters of valid UTF-8.
-///
-/// Eight bytes at a time: a word's bytes that need escaping are found at once (exactly, by
-/// bit arithmetic), and the plain runs between them are copied whole. The last word of a
-/// string of 8 bytes or more is its last 8 bytes (those already seen are masked off); a
-/// shorter string is one word padded with spaces.
+/// are ASCII, so the plain runs between them are whole characters of valid UTF-8. The scan
+/// for them is [`scan::specials`]; the plain runs between them are copied whole.
 #[inline]
 fn escape(buf: &mut Vec<u8>, bytes: &[u8], mut special: impl FnMut(&mut Vec<u8>, u8)) -> bool {
-    const HIGH: u64 = 0x8080_8080_8080_8080;
     buf.reserve(bytes.len());
     // Bytes before `start` are written.
     let mut start = 0;
-    let mut seen = 0;
-    let mut base = 0;
-    let word_at = |at: usize| {
-        bytes
-            .get(at..at + 8)
-            .map_or(0, |w| u64::from_le_bytes(w.try_into().unwrap_or_default()))
-    };
-    // Two words per step while there are two: one test for both in the common case.
-    while base + 16 <= bytes.len() {
-        let (lo, hi) = (word_at(base), word_at(base + 8));
-        seen |= lo | hi;
-        let (found_lo, found_hi) = (to_escape(lo), to_escape(hi));
-        if found_lo | found_hi != 0 {
-            emit(buf, bytes, &mut start, base, found_lo, &mut special);
-            emit(buf, bytes, &mut start, base + 8, found_hi, &mut special);
-        }
-        base += 16;
-    }
-    // At most one whole word is left.
-    if base + 8 <= bytes.len() {
-        let word = word_at(base);
-        seen |= word;
-        let found = to_escape(word);
-        if found != 0 {
-            emit(buf, bytes, &mut start, base, found, &mut special);
-        }
-        base += 8;
-    }
-    if base < bytes.len() {
-        let (word, from, done) = if bytes.len() >= 8 {
-            let from = bytes.len() - 8;
-            (word_at(from), from, base - from)
-        } else {
-            let mut word = u64::from_le_bytes([b' '; 8]);
-            for (i, &b) in bytes.iter().enumerate() {
-                word ^= u64::from(b ^ b' ') << (8 * i);
-            }
-            (word, 0, 0)
-        };
-        seen |= word;
-        let found = to_escape(word) & (!0u64 << (8 * done));
-        if found != 0 {
-            emit(buf, bytes, &mut start, from, found, &mut special);
-        }
-    }
-    buf.extend_from_slice(bytes.get(start..).unwrap_or_default());
-    seen & HIGH != 0
-}
-
-/// For each byte of the word at `base` whose high bit is set in `found`: copies the plain
-/// run before it, then lets `special` write it.
-#[inline(always)]
-fn emit(
-    buf: &mut Vec<u8>,
-    bytes: &[u8],
-    start: &mut usize,
-    base: usize,
-    mut found: u64,
-    special: &mut impl FnMut(&mut Vec<u8>, u8),
-) {
-    while found != 0 {
-        let at = base + (found.trailing_zeros() / 8) as usize;
-        buf.extend_from_slice(bytes.get(*start..at).unwrap_or_default());
+    let non_ascii = scan::specials(bytes, |at| {
+        buf.extend_from_slice(bytes.get(start..at).unwrap_or_default());
         special(buf, bytes.get(at).copied().unwrap_or_default());
-        *start = at + 1;
-        found &= found - 1;
-    }
-}
-
-/// The high bit of each byte of `word` that is `"`, `\` or below 0x20, and no other bit.
-fn to_escape(word: u64) -> u64 {
-    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    // The high bit of each byte of `x` that is not zero (exact: no carry crosses bytes).
-    let nonzero = |x: u64| (((x & LOW7) + LOW7) | x) & HIGH;
-    let plain = nonzero(word ^ (ONES * u64::from(b'"')))
-        & nonzero(word ^ (ONES * u64::from(b'\\')))
-        & nonzero(word & (ONES * 0xe0));
-    !plain & HIGH
+        start = at + 1;
+    });
+    buf.extend_from_slice(bytes.get(start..).unwrap_or_default());
+    non_ascii
 }
 
 /// The escape of a byte that [`needs_escape`], inside a JSON string.

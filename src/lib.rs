@@ -10,7 +10,8 @@
 //! 3. [`instance`]: one `[OUTPUT]`: ties the steps below together for each flush.
 //! 4. [`prepare`]: a chunk → events per stream, held to `max_event_size`; pure.
 //! 5. [`decode`]: MessagePack chunk → records (time + body), without recursion;
-//!    [`encode`]: record → message text (whole record as JSON, or the `log_key` value).
+//!    [`encode`]: record → message text (whole record as JSON, or the `log_key` value),
+//!    with [`scan`] finding what must be escaped.
 //! 6. [`batch`]: events → PutLogEvents batches within CloudWatch's limits.
 //! 7. [`send`]: the sending policy — each batch a request with a stable key, sent
 //!    concurrently; refused requests halved or re-cut; [`ledger`] remembers the settled
@@ -19,11 +20,13 @@
 //!    through the retry policy of [`retry`]; [`cache`] forgets idle names.
 //!    [`report`]: counters and log lines.
 //! 8. [`credentials`]: the default AWS credential chain, and the assumed role on top.
-//! 9. [`runtime`] (the shared async runtime) and [`log`] (Fluent Bit–style log lines).
+//! 9. [`runtime`] (the shared async runtime and the flush threads) and [`log`] (Fluent
+//!    Bit–style log lines).
 //!
-//! Invariants: `unsafe_code` is denied everywhere but [`abi`]; no panic crosses the C
-//! boundary; no record is dropped without a counted, logged reason; nothing deep or big runs
-//! on Fluent Bit's stack.
+//! Invariants: `unsafe_code` is denied everywhere but [`abi`] and [`scan`] (the escaping
+//! scan's vector loads, each inside its slice; AVX2 only where detected); no panic crosses
+//! the C boundary; no record is dropped without a counted, logged reason; nothing deep or
+//! big runs on Fluent Bit's stack.
 
 #![deny(unsafe_code)]
 #![warn(unreachable_pub, unused_must_use)]
@@ -48,5 +51,7 @@ pub mod prepare;
 pub mod report;
 pub mod retry;
 pub mod runtime;
+#[allow(unsafe_code)] // Vector loads of the escaping scan, behind CPU feature detection.
+pub mod scan;
 pub mod send;
 pub mod template;

@@ -1,10 +1,22 @@
-//! The one async runtime shared by every instance of the plugin in a process.
+//! The plugin's threads: the one async runtime shared by every instance in a process, and
+//! the threads flushes run on.
 //!
-//! Started by the first Init, stopped by the last ExitCtx, so that a Fluent Bit that stops
-//! every output of ours keeps no thread of ours. Holds no per-instance state.
+//! The runtime is started by the first Init and stopped by the last ExitCtx, which also
+//! stops the flush threads, so that a Fluent Bit that stops every output of ours keeps no
+//! thread of ours. Holds no per-instance state.
+//!
+//! A flush runs on a thread of ours with a big stack ([`on_flush_thread`]). A thread that
+//! finished a flush waits [`FLUSH_THREAD_IDLE`] for the next one before it ends, so a steady
+//! stream of flushes runs on the same threads: their stacks and the malloc arenas they were
+//! given are reused, instead of a thread being started (its stack mapped, later unmapped)
+//! and buffers being freed and faulted in again per flush. There are never more flush
+//! threads than flushes that ran at once.
 
 use std::io;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::mpsc::{self, RecvTimeoutError, SyncSender};
 use std::sync::{Mutex, PoisonError};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use tokio::runtime::{Builder, Handle, Runtime};
@@ -40,8 +52,9 @@ pub fn acquire() -> io::Result<Handle> {
     Ok(handle)
 }
 
-/// Gives back what [`acquire`] gave; the last user stops the runtime and its threads.
-/// Must not be called from a thread of the runtime itself.
+/// Gives back what [`acquire`] gave; the last user stops the runtime and its threads, and
+/// the flush threads. Must not be called from a thread of the runtime itself, nor from a
+/// flush thread.
 pub fn release() {
     let last = {
         let mut shared = SHARED.lock().unwrap_or_else(PoisonError::into_inner);
@@ -55,7 +68,119 @@ pub fn release() {
     };
     if let Some(s) = last {
         s.runtime.shutdown_timeout(SHUTDOWN_TIMEOUT);
+        stop_flush_threads();
     }
+}
+
+/// The stack of a flush thread: decoding, encoding and the AWS SDK's frames.
+pub const FLUSH_STACK: usize = 2 << 20;
+/// How long a flush thread waits for the next flush before it ends.
+pub const FLUSH_THREAD_IDLE: Duration = Duration::from_secs(60);
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// The flush threads.
+struct Pool {
+    /// Threads waiting for a job (with an id each), the last to finish last: it runs next.
+    idle: Vec<(u64, SyncSender<Job>)>,
+    /// Every flush thread started and not yet joined.
+    threads: Vec<JoinHandle<()>>,
+    next_id: u64,
+    /// Set while [`stop_flush_threads`] runs: a thread that finishes a job then ends.
+    stopping: bool,
+}
+
+static POOL: Mutex<Pool> = Mutex::new(Pool {
+    idle: Vec::new(),
+    threads: Vec::new(),
+    next_id: 0,
+    stopping: false,
+});
+
+fn pool() -> std::sync::MutexGuard<'static, Pool> {
+    POOL.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Runs `work` on a flush thread (an idle one, else a new one) and waits for its result.
+/// `None` if it panicked, or if no thread was idle and none could be started (a pids
+/// limit, `EAGAIN`): then `work` is dropped without running, now or later.
+pub fn on_flush_thread<R: Send + 'static>(work: impl FnOnce() -> R + Send + 'static) -> Option<R> {
+    let (tx, rx) = mpsc::sync_channel(1);
+    // A panic drops `tx` unsent: the caller sees `None`.
+    let mut job: Job = Box::new(move || {
+        let _ = tx.send(work());
+    });
+    loop {
+        let Some((_, thread)) = pool().idle.pop() else {
+            break;
+        };
+        // An idle thread that took itself off the list ends; one on it always receives.
+        match thread.send(job) {
+            Ok(()) => return rx.recv().ok(),
+            Err(mpsc::SendError(back)) => job = back,
+        }
+    }
+    let thread = std::thread::Builder::new()
+        .name("flb-cw-flush".into())
+        .stack_size(FLUSH_STACK)
+        .spawn(move || flush_thread(job))
+        .ok()?;
+    let mut p = pool();
+    p.threads.retain(|t| !t.is_finished());
+    p.threads.push(thread);
+    drop(p);
+    rx.recv().ok()
+}
+
+/// A flush thread: runs `job`, then waits for the next one, until it has been idle for
+/// [`FLUSH_THREAD_IDLE`] or the threads are stopped.
+fn flush_thread(mut job: Job) {
+    loop {
+        // A panic ends the flush (the caller sees `None`), not the thread.
+        let _ = catch_unwind(AssertUnwindSafe(job));
+        let (tx, rx) = mpsc::sync_channel(1);
+        let id = {
+            let mut p = pool();
+            if p.stopping {
+                return;
+            }
+            let id = p.next_id;
+            p.next_id += 1;
+            p.idle.push((id, tx));
+            id
+        };
+        job = match rx.recv_timeout(FLUSH_THREAD_IDLE) {
+            Ok(next) => next,
+            Err(RecvTimeoutError::Disconnected) => return,
+            Err(RecvTimeoutError::Timeout) => {
+                let mut p = pool();
+                if let Some(at) = p.idle.iter().position(|(i, _)| *i == id) {
+                    p.idle.remove(at);
+                    return;
+                }
+                drop(p);
+                // Taken off the list by a flush just now: its job is on the way.
+                match rx.recv() {
+                    Ok(next) => next,
+                    Err(_) => return,
+                }
+            }
+        };
+    }
+}
+
+/// Ends the idle flush threads and waits for every flush thread to end.
+fn stop_flush_threads() {
+    let threads = {
+        let mut p = pool();
+        p.stopping = true;
+        p.idle.clear(); // their receivers see `Disconnected`
+        std::mem::take(&mut p.threads)
+    };
+    for thread in threads {
+        let _ = thread.join();
+    }
+    pool().stopping = false;
 }
 
 /// Whether the shared runtime is started (some instance is alive).
@@ -100,6 +225,46 @@ pub async fn join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn flush_threads_run_work_and_are_reused() {
+        let owned = [1u8, 2, 3];
+        let sum = on_flush_thread(move || owned.iter().map(|&b| u32::from(b)).sum::<u32>());
+        assert_eq!(sum, Some(6));
+        let none: Option<u32> = on_flush_thread(|| panic!("boom"));
+        assert_eq!(none, None);
+        // One flush after another: the thread that ran the first (and survived its panic)
+        // runs the next. (Other tests may start flush threads too; at least one is reused.)
+        let ids: Vec<_> = (0..4)
+            .filter_map(|_| on_flush_thread(|| std::thread::current().id()))
+            .collect();
+        assert_eq!(ids.len(), 4);
+        assert!(ids.windows(2).any(|w| w[0] == w[1]), "{ids:?}");
+        assert!(
+            on_flush_thread(|| std::thread::current().name().map(str::to_owned)).flatten()
+                == Some("flb-cw-flush".to_owned())
+        );
+    }
+
+    #[test]
+    fn concurrent_flushes_get_threads_of_their_own() {
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(3));
+        std::thread::scope(|s| {
+            let waits: Vec<_> = (0..3)
+                .map(|_| {
+                    let b = barrier.clone();
+                    // Each waits for the other two: this ends only if all three run at once.
+                    s.spawn(move || on_flush_thread(move || b.wait().is_leader()))
+                })
+                .collect();
+            let leaders = waits
+                .into_iter()
+                .filter_map(|w| w.join().ok().flatten())
+                .filter(|&l| l)
+                .count();
+            assert_eq!(leaders, 1);
+        });
+    }
 
     #[test]
     fn join_all_keeps_order_and_runs_concurrently() {

@@ -1,5 +1,5 @@
 //! Inputs shared by the benches: the captured FireLens chunk and synthetic FireLens chunks
-//! of the issue's workload (records of about 470 bytes of JSON, chunks of about 2 MB).
+//! of the issue's workload (records of 519 bytes of JSON, as in issue 16, chunks of about 2 MB).
 
 #![allow(dead_code)] // Each bench uses its own subset.
 
@@ -9,7 +9,7 @@ use flb_out_cloudwatch::config::{Config, StreamName};
 /// The tag of the FireLens fixture (and of the synthetic chunks).
 pub const TAG: &str = "firelens-httpd";
 /// The size of a record's message (the whole record as JSON), as in the issue's workload.
-pub const MESSAGE_BYTES: usize = 470;
+pub const MESSAGE_BYTES: usize = 519;
 /// The size of a chunk as Fluent Bit typically flushes it.
 pub const CHUNK_BYTES: usize = 2_000_000;
 /// 2026-11-24T20:00:00Z, the fixtures' capture day.
