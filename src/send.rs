@@ -1,6 +1,7 @@
 //! The sending policy of one flush: a chunk's events → PutLogEvents requests, each with a
 //! stable [`RequestKey`], sent concurrently (bounded by the deliverer's
-//! `max_concurrent_requests`), and the fixes for what CloudWatch refuses in a request.
+//! `max_concurrent_requests`; requests that share an event time across their boundary go in
+//! order), and the fixes for what CloudWatch refuses in a request.
 //!
 //! - A request CloudWatch refuses with `InvalidParameterException` that holds an event over
 //!   the older 256 KiB per-event limit is re-cut to that limit by the `oversize_event`
@@ -16,6 +17,7 @@
 //! but through the [`Reporter`].
 
 use std::future::Future;
+use std::ops::Range;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -106,12 +108,35 @@ impl<'a> Flush<'a> {
             return Some(e);
         }
         let events = &*events;
-        let requests = plan
+        // Requests go at once, except that requests whose events share a time across their
+        // boundary go one after another: CloudWatch keeps events of equal time in the order
+        // they arrive, and the pieces of a split message (or the records of one instant)
+        // must stay in order. Such a chain stops at its first failure, for the same reason.
+        let mut chains: Vec<Vec<(Range<usize>, RequestKey)>> = Vec::new();
+        for (range, key) in plan.into_iter().zip(keys) {
+            let same_time =
+                chains
+                    .last()
+                    .and_then(|chain| chain.last())
+                    .is_some_and(|(prev, _)| {
+                        events[prev.end - 1].timestamp_ms == events[range.start].timestamp_ms
+                    });
+            match chains.last_mut() {
+                Some(chain) if same_time => chain.push((range, key)),
+                _ => chains.push(vec![(range, key)]),
+            }
+        }
+        let sends = chains
             .into_iter()
-            .zip(keys)
-            .map(|(range, key)| self.request(destination, key, messages, &events[range]))
+            .map(|chain| async move {
+                for (range, key) in chain {
+                    self.request(destination, key, messages, &events[range])
+                        .await?;
+                }
+                Ok::<(), AwsError>(())
+            })
             .collect();
-        runtime::join_all(requests)
+        runtime::join_all(sends)
             .await
             .into_iter()
             .find_map(Result::err)
