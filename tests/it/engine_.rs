@@ -1,26 +1,11 @@
 //! The delivery engine under what an operator of hundreds of FireLens tasks meets: each
-//! test here reproduces one defect of the old engine (issue 13) and failed before it.
+//! test here reproduces one defect of the old engine (issue 13).
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::support::*;
 use flb_host::fake::JsonServer;
-use flb_host::msgpack::{Format, Writer};
 use flb_host::stub::{Fault, Rules, Stub};
-
-const T0: u32 = 1_795_551_844;
-
-fn chunk(n: usize, label: &str) -> Vec<u8> {
-    let mut w = Writer::new();
-    for i in 0..n {
-        w.event(Format::V2, T0, (i % 1000) as u32 * 1_000_000)
-            .map(1)
-            .str("log")
-            .str(format!("{label} {i}"));
-    }
-    w.buf
-}
 
 fn options<'a>(url: &'a str, extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
     let mut p = vec![
@@ -33,33 +18,6 @@ fn options<'a>(url: &'a str, extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a 
     ];
     p.extend_from_slice(extra);
     p
-}
-
-fn labels(n: usize, label: &str) -> Vec<String> {
-    (0..n).map(|i| format!("{label} {i}")).collect()
-}
-
-/// Each stored message exactly once, and exactly the expected ones.
-fn assert_exactly_once(events: Vec<(i64, String)>, want: impl IntoIterator<Item = String>) {
-    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
-    for (_, m) in events {
-        *counts.entry(m).or_default() += 1;
-    }
-    let mut want: Vec<String> = want.into_iter().collect();
-    want.sort();
-    let missing: Vec<&String> = want.iter().filter(|w| !counts.contains_key(*w)).collect();
-    assert!(
-        missing.is_empty(),
-        "{} lost, e.g. {:?}",
-        missing.len(),
-        &missing[..missing.len().min(3)]
-    );
-    let duplicated: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(
-        duplicated.is_empty(),
-        "stored more than once: {duplicated:?}"
-    );
-    assert_eq!(counts.len(), want.len(), "nothing else stored");
 }
 
 const CREDS: &str = r#"{"AccessKeyId":"AKIAENDPOINTCREDS000","SecretAccessKey":"endpoint-secret","Token":"endpoint-token","Expiration":"2099-01-01T00:00:00Z"}"#;
@@ -334,7 +292,10 @@ fn a_tls_failure_is_not_a_credential_problem() {
 /// The fleet: `n` instances (each a FireLens task) start at once, each with its own stream
 /// in one new group with `log_retention_days`, against account-wide quotas. Each chunk gets
 /// at most two flushes (Fluent Bit's default `Retry_Limit 1`), the second a little later.
-fn fleet(n: usize, quotas: Vec<(&'static str, f64)>, child: &str) -> (Stub, String) {
+/// Quotas: CreateLogGroup and PutRetentionPolicy 1/s, PutLogEvents 50/s, CreateLogStream
+/// `streams_per_second`. Asserts that every record is stored exactly once; returns the stub
+/// (`None` in the child).
+fn fleet(n: usize, streams_per_second: f64, child: &str) -> Option<Stub> {
     if is_child() {
         let url = var("STUB");
         let n: usize = var("N").parse().expect("N");
@@ -383,17 +344,34 @@ fn fleet(n: usize, quotas: Vec<(&'static str, f64)>, child: &str) -> (Stub, Stri
         for out in outputs {
             assert_eq!(out.exit(), FLB_OK);
         }
-        return (Stub::start(Rules::default()), String::new());
+        return None;
     }
     let stub = Stub::start(Rules {
-        quotas,
+        quotas: vec![
+            ("CreateLogGroup", 1.0),
+            ("PutRetentionPolicy", 1.0),
+            ("CreateLogStream", streams_per_second),
+            ("PutLogEvents", 50.0),
+        ],
         ..Rules::default()
     });
     let log = stderr(&run_child(
         child,
         &[("STUB", &stub.url()), ("N", &n.to_string())],
     ));
-    (stub, log)
+    let want = (0..n).flat_map(|i| labels(200, &format!("task {i}")));
+    assert_exactly_once(stub.all_events(), want);
+    assert!(log.contains("fleet: 0 record(s) lost"), "{log}");
+    eprintln!(
+        "fleet of {n}: CreateLogStream {} calls ({} throttled), CreateLogGroup {} ({}), PutLogEvents {} ({})",
+        stub.count("CreateLogStream"),
+        stub.throttled("CreateLogStream"),
+        stub.count("CreateLogGroup"),
+        stub.throttled("CreateLogGroup"),
+        stub.count("PutLogEvents"),
+        stub.throttled("PutLogEvents"),
+    );
+    Some(stub)
 }
 
 /// Defect 4 at fleet scale: 40 tasks start at once against quotas of CreateLogGroup and
@@ -401,31 +379,10 @@ fn fleet(n: usize, quotas: Vec<(&'static str, f64)>, child: &str) -> (Stub, Stri
 /// exactly once (the old engine lost 3,600 of 8,000 behind throttled PutRetentionPolicy).
 #[test]
 fn a_fleet_of_40_starting_at_once_loses_nothing() {
-    let quotas = vec![
-        ("CreateLogGroup", 1.0),
-        ("PutRetentionPolicy", 1.0),
-        ("CreateLogStream", 5.0),
-        ("PutLogEvents", 50.0),
-    ];
-    let (stub, log) = fleet(
+    fleet(
         40,
-        quotas,
+        5.0,
         "engine_::a_fleet_of_40_starting_at_once_loses_nothing",
-    );
-    if is_child() {
-        return;
-    }
-    let want = (0..40).flat_map(|i| labels(200, &format!("task {i}")));
-    assert_exactly_once(stub.all_events(), want);
-    assert!(log.contains("fleet: 0 record(s) lost"), "{log}");
-    eprintln!(
-        "fleet of 40: CreateLogStream {} calls ({} throttled), CreateLogGroup {} ({}), PutLogEvents {} ({})",
-        stub.count("CreateLogStream"),
-        stub.throttled("CreateLogStream"),
-        stub.count("CreateLogGroup"),
-        stub.throttled("CreateLogGroup"),
-        stub.count("PutLogEvents"),
-        stub.throttled("PutLogEvents"),
     );
 }
 
@@ -434,26 +391,15 @@ fn a_fleet_of_40_starting_at_once_loses_nothing() {
 /// `throttle_timeout` (60 s by default), so nothing is lost.
 #[test]
 fn a_fleet_whose_streams_take_a_minute_loses_nothing() {
-    let quotas = vec![
-        ("CreateLogGroup", 1.0),
-        ("PutRetentionPolicy", 1.0),
-        ("CreateLogStream", 1.0),
-        ("PutLogEvents", 50.0),
-    ];
-    let (stub, log) = fleet(
+    let Some(stub) = fleet(
         60,
-        quotas,
+        1.0,
         "engine_::a_fleet_whose_streams_take_a_minute_loses_nothing",
-    );
-    if is_child() {
+    ) else {
         return;
-    }
-    let want = (0..60).flat_map(|i| labels(200, &format!("task {i}")));
-    assert_exactly_once(stub.all_events(), want);
-    assert!(log.contains("fleet: 0 record(s) lost"), "{log}");
-    let refused = stub.throttled("CreateLogStream");
-    eprintln!("fleet of 60: {refused} throttled CreateLogStream calls");
+    };
     // Backoff that spreads the fleet: well under one refused call per task per second.
+    let refused = stub.throttled("CreateLogStream");
     assert!(refused < 60 * 30, "{refused} throttled calls");
 }
 

@@ -1,25 +1,10 @@
 //! Delivery under faults moto cannot make, from `flb_host::stub`: for each, every event ends
 //! up stored exactly once and the flushes answer what Fluent Bit needs to hear.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::support::*;
-use flb_host::msgpack::{Format, Writer};
 use flb_host::stub::{Fault, Rules, Stub};
-
-const T0: u32 = 1_795_551_844;
-
-fn chunk(n: usize, label: &str) -> Vec<u8> {
-    let mut w = Writer::new();
-    for i in 0..n {
-        w.event(Format::V2, T0, (i % 1000) as u32 * 1_000_000)
-            .map(1)
-            .str("log")
-            .str(format!("{label} {i}"));
-    }
-    w.buf
-}
 
 fn init(url: &str, extra: &[(&str, &str)]) -> flb_host::host::Output {
     let mut p = vec![
@@ -32,27 +17,6 @@ fn init(url: &str, extra: &[(&str, &str)]) -> flb_host::host::Output {
     ];
     p.extend_from_slice(extra);
     plugin().init(&p).expect("init")
-}
-
-/// Each stored message exactly once, and exactly the expected ones.
-fn assert_exactly_once(stub: &Stub, want: impl IntoIterator<Item = String>) {
-    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
-    for (_, m) in stub.all_events() {
-        *counts.entry(m).or_default() += 1;
-    }
-    let mut want: Vec<String> = want.into_iter().collect();
-    want.sort();
-    let got: Vec<String> = counts.keys().cloned().collect();
-    assert_eq!(got, want, "the stored messages");
-    let duplicated: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(
-        duplicated.is_empty(),
-        "stored more than once: {duplicated:?}"
-    );
-}
-
-fn labels(n: usize, label: &str) -> Vec<String> {
-    (0..n).map(|i| format!("{label} {i}")).collect()
 }
 
 /// Faults that retrying inside the flush overcomes: the flush answers FLB_OK.
@@ -85,7 +49,10 @@ fn transient_faults_are_retried_within_the_flush() {
             "faults_::transient_faults_are_retried_within_the_flush",
             &[("STUB", &stub.url())],
         ));
-        assert_exactly_once(&stub, labels(300, "a").into_iter().chain(labels(300, "b")));
+        assert_exactly_once(
+            stub.all_events(),
+            labels(300, "a").into_iter().chain(labels(300, "b")),
+        );
         let calls = stub.calls();
         assert!(
             calls.iter().filter(|c| c.contains('(')).count()
@@ -142,7 +109,7 @@ fn persistent_throttling_hands_over_to_fluent_bits_retries() {
         "faults_::persistent_throttling_hands_over_to_fluent_bits_retries",
         &[("STUB", &stub.url())],
     ));
-    assert_exactly_once(&stub, labels(100, "t"));
+    assert_exactly_once(stub.all_events(), labels(100, "t"));
     assert!(log.contains("PutLogEvents to group '/g' stream 's-app' failed: ThrottlingException: Rate exceeded; Fluent Bit will retry the chunk"), "{log}");
 }
 
@@ -168,7 +135,7 @@ fn a_retried_chunk_does_not_duplicate_accepted_batches() {
         "faults_::a_retried_chunk_does_not_duplicate_accepted_batches",
         &[("STUB", &stub.url())],
     ));
-    assert_exactly_once(&stub, labels(25_000, "p"));
+    assert_exactly_once(stub.all_events(), labels(25_000, "p"));
     let puts = stub
         .calls()
         .iter()
@@ -220,7 +187,7 @@ fn concurrent_flushes_into_three_streams_with_faults() {
         &[("STUB", &stub.url())],
     );
     let want = (0..4).flat_map(|t| (0..8).flat_map(move |c| labels(200, &format!("w{t} c{c}"))));
-    assert_exactly_once(&stub, want);
+    assert_exactly_once(stub.all_events(), want);
     let streams: Vec<_> = stub
         .state
         .lock()
@@ -282,7 +249,7 @@ fn exit_leaves_no_thread_or_file_descriptor_behind() {
             .into_iter()
             .chain(labels(50, &format!("y{c}")))
     });
-    assert_exactly_once(&stub, want);
+    assert_exactly_once(stub.all_events(), want);
 }
 
 /// A batch CloudWatch refuses as malformed (InvalidParameterException) is resent as two
@@ -305,7 +272,7 @@ fn malformed_batches_are_halved_once_then_dropped_with_a_reason() {
         "faults_::malformed_batches_are_halved_once_then_dropped_with_a_reason",
         &[("STUB", &stub.url()), ("LABEL", "h")],
     ));
-    assert_exactly_once(&stub, labels(10, "h"));
+    assert_exactly_once(stub.all_events(), labels(10, "h"));
     assert!(
         log.contains("resending the request of 10 event(s) as two halves"),
         "{log}"

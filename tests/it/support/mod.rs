@@ -88,6 +88,54 @@ pub fn assert_no_secret(test: &str, log: &str) {
     }
 }
 
+/// The time of the records of [`chunk`].
+pub const CHUNK_T0: u32 = 1_795_551_844;
+
+/// `n` records `{"log": "<label> <i>"}`, a millisecond apart from [`CHUNK_T0`] (modulo a
+/// second).
+pub fn chunk(n: usize, label: &str) -> Vec<u8> {
+    let mut w = flb_host::msgpack::Writer::new();
+    for i in 0..n {
+        w.event(
+            flb_host::msgpack::Format::V2,
+            CHUNK_T0,
+            (i % 1000) as u32 * 1_000_000,
+        )
+        .map(1)
+        .str("log")
+        .str(format!("{label} {i}"));
+    }
+    w.buf
+}
+
+/// The messages of [`chunk`]`(n, label)`.
+pub fn labels(n: usize, label: &str) -> Vec<String> {
+    (0..n).map(|i| format!("{label} {i}")).collect()
+}
+
+/// Each stored message exactly once, and exactly the expected ones.
+pub fn assert_exactly_once(stored: Vec<(i64, String)>, want: impl IntoIterator<Item = String>) {
+    let mut counts: std::collections::BTreeMap<String, usize> = Default::default();
+    for (_, m) in stored {
+        *counts.entry(m).or_default() += 1;
+    }
+    let mut want: Vec<String> = want.into_iter().collect();
+    want.sort();
+    let missing: Vec<&String> = want.iter().filter(|w| !counts.contains_key(*w)).collect();
+    assert!(
+        missing.is_empty(),
+        "{} lost, e.g. {:?}",
+        missing.len(),
+        &missing[..missing.len().min(3)]
+    );
+    let duplicated: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(
+        duplicated.is_empty(),
+        "stored more than once: {duplicated:?}"
+    );
+    assert_eq!(counts.len(), want.len(), "nothing else stored");
+}
+
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
