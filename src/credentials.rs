@@ -284,16 +284,7 @@ impl ProvideCredentials for Paced {
                 )));
             }
             let result = self.provider.provide_credentials().await;
-            let failure = result.as_ref().err().map(|e| {
-                let mut line = e.to_string();
-                let mut source = std::error::Error::source(e);
-                while let Some(cause) = source {
-                    line.push_str(": ");
-                    line.push_str(&cause.to_string());
-                    source = cause.source();
-                }
-                line
-            });
+            let failure = result.as_ref().err().map(|e| crate::log::causes(e));
             self.pace.record(Instant::now(), failure);
             result
         })

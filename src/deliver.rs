@@ -95,7 +95,7 @@ impl AwsError {
             ),
             // Not an answer from the service (credentials, connection, timeout): the chain
             // of causes says which.
-            None => (None, causes(err)),
+            None => (None, crate::log::causes(err)),
         };
         let kind = match err {
             SdkError::ServiceError(_) => ErrorKind::classify(code.as_deref(), status),
@@ -140,22 +140,6 @@ fn caused_by_credentials(err: &(dyn std::error::Error + 'static)) -> bool {
         source = cause.source();
     }
     false
-}
-
-/// An error and its sources as one line, `a: b: c`, each cause once (the SDK's own
-/// rendering appends a debug dump of the whole error, too long and too raw for a log line).
-fn causes(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut line = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !text.is_empty() && !line.contains(&text) {
-            line.push_str(": ");
-            line.push_str(&text);
-        }
-        source = cause.source();
-    }
-    line
 }
 
 /// The HTTP status of a raw response, for classification.

@@ -146,11 +146,6 @@ impl Instance {
         })
     }
 
-    /// The runtime this instance's work runs on.
-    pub fn runtime(&self) -> &Handle {
-        &self.runtime
-    }
-
     /// Delivers one chunk. Blocks until every event is delivered, or the delivery failed
     /// after the retries `retry_timeout` and `throttle_timeout` allow.
     pub fn flush(&self, tag: &[u8], chunk: &[u8]) -> Outcome {

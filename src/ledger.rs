@@ -104,10 +104,6 @@ impl Progress {
         self.splits.insert(key, split);
     }
 
-    pub fn settled(&self) -> usize {
-        self.settled.len()
-    }
-
     pub fn is_empty(&self) -> bool {
         self.settled.is_empty() && self.splits.is_empty()
     }

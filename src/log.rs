@@ -264,6 +264,22 @@ impl StaleDrainer {
     }
 }
 
+/// An error and its sources as one line, `a: b: c`, each cause once (the SDK's own
+/// rendering appends a debug dump of the whole error, too long and too raw for a log line).
+pub fn causes(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !text.is_empty() && !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+        source = cause.source();
+    }
+    line
+}
+
 /// The message with line breaks and other control characters escaped (`\n`, `\u{1b}`):
 /// messages carry tags and names that come from the data (a forward-protocol client picks its
 /// tags), and none of them may start a log line of its own. Tabs stay.
