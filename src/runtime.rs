@@ -104,6 +104,10 @@ fn pool() -> std::sync::MutexGuard<'static, Pool> {
 /// Runs `work` on a flush thread (an idle one, else a new one) and waits for its result.
 /// `None` if it panicked, or if no thread was idle and none could be started (a pids
 /// limit, `EAGAIN`): then `work` is dropped without running, now or later.
+///
+/// Returns only when `work` is over: it returned, it panicked, or it was dropped without
+/// running and never will run. `abi` relies on this to let `work` read the chunk the host
+/// lent for the duration of the call, as `std::thread::scope` lets a thread borrow.
 pub fn on_flush_thread<R: Send + 'static>(work: impl FnOnce() -> R + Send + 'static) -> Option<R> {
     let (tx, rx) = mpsc::sync_channel(1);
     // A panic drops `tx` unsent: the caller sees `None`.
@@ -246,6 +250,28 @@ mod tests {
             on_flush_thread(|| std::thread::current().name().map(str::to_owned)).flatten()
                 == Some("flb-cw-flush".to_owned())
         );
+    }
+
+    #[test]
+    fn the_caller_waits_until_the_work_is_over() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
+        // What `abi` relies on to lend the host's chunk: when the call returns, the work has
+        // finished (or unwound), however long it took.
+        let state = Arc::new(AtomicU32::new(0));
+        let s = state.clone();
+        let done = on_flush_thread(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            s.store(1, SeqCst);
+        });
+        assert_eq!((done, state.load(SeqCst)), (Some(()), 1));
+        let s = state.clone();
+        let panicked: Option<()> = on_flush_thread(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            s.store(2, SeqCst);
+            panic!("after the write");
+        });
+        assert_eq!((panicked, state.load(SeqCst)), (None, 2));
     }
 
     #[test]
