@@ -349,6 +349,36 @@ fn vm_kb(name: &str) -> f64 {
         .unwrap_or(f64::NAN)
 }
 
+/// With `E2E_LIBRARY_PAGES` set: the library's resident kB per mapping (from
+/// /proc/self/smaps), on stderr, to see how much of the resident memory is its code.
+fn library_pages(when: &str) {
+    if std::env::var_os("E2E_LIBRARY_PAGES").is_none() {
+        return;
+    }
+    let library = flb_host::host::library_path().display().to_string();
+    let smaps = std::fs::read_to_string("/proc/self/smaps").unwrap_or_default();
+    let mut mapping = String::new();
+    let mut pages = Vec::new();
+    for line in smaps.lines() {
+        if let Some(kb) = line.strip_prefix("Rss:") {
+            if mapping.ends_with(&library) {
+                pages.push(format!(
+                    "{} {}",
+                    mapping.split_whitespace().nth(1).unwrap_or(""),
+                    kb.trim()
+                ));
+            }
+        } else if line
+            .split_whitespace()
+            .next()
+            .is_some_and(|f| f.contains('-') && !f.ends_with(':'))
+        {
+            mapping = line.to_owned();
+        }
+    }
+    eprintln!("library pages {when}: {}", pages.join(", "));
+}
+
 /// Records per chunk of the idle phase (`--idle-seconds`), one chunk a second.
 const IDLE_RECORDS: usize = 10;
 
@@ -390,6 +420,7 @@ fn run(args: &[String]) {
     let (u_init, s_init) = cpu_seconds();
     let init_rss = vm_kb("VmRSS");
     let init_anon = vm_kb("RssAnon");
+    library_pages("after Init");
 
     // Idle, as a sidecar with a quiet application: a chunk of 10 records a second (Fluent
     // Bit's default flush interval), then the resident memory. Not counted as flush CPU.
@@ -454,6 +485,7 @@ fn run(args: &[String]) {
     let wall = start.elapsed().as_secs_f64();
     let (u2, s2) = cpu_seconds();
     let peak_rss = vm_kb("VmHWM");
+    library_pages("after the load");
     output.exit();
     plugin.unregister();
     println!(
