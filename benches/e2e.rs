@@ -29,11 +29,20 @@
 //!   CPU also shown apart: it pays what happens once per process (TLS handshake, the
 //!   crypto library's random generator, CreateLogStream). Memory = VmRSS after Init and
 //!   VmHWM at the end, each minus VmRSS before the library was loaded (the peak is reset
-//!   first through `/proc/self/clear_refs`), so the chunks themselves are not counted.
+//!   first through `/proc/self/clear_refs`), so the chunks themselves are not counted;
+//!   in brackets the anonymous part (`RssAnon`: heap, stacks), without the library's
+//!   file-backed pages (its code, shared with every process that maps the same file). The
+//!   kernel keeps no peak of that part alone: a thread samples it every 10 ms.
+//!   `E2E_LIBRARY_PAGES=1` prints the library's resident pages per mapping.
 //!   With `--idle-seconds N`, the plugin first idles as a sidecar of a quiet application
 //!   does: a chunk of 10 records every second for N seconds, then VmRSS is taken (the
 //!   "RSS idle" column); the load follows, and its first chunk no longer pays the TLS
 //!   handshake. The idle phase's CPU is not counted.
+//!
+//! The floor: before the runs, the driver times SHA-256 (the `sha2` the bodies are hashed
+//! with for SigV4) and AES-256-GCM (ring's, as rustls seals TLS records) over 64 MiB each on
+//! one core; "floor s / M" is what those two cost for the bodies of a million events of the
+//! run's size: CPU no implementation can avoid (the kernel's send is not in it).
 //!
 //! `E2E_RUNNER_PREFIX` wraps the plugin's process (e.g. `valgrind --tool=callgrind`), for
 //! profiling. Nothing here leaves loopback.

@@ -314,6 +314,42 @@ fn bench_chunk_to_bodies(c: &mut Criterion, inputs: &[Input]) {
     g.finish();
 }
 
+/// One batch → what is sent for it: its body's SHA-256 (what SigV4 signs) and its bytes,
+/// as the plugin did before (the body written whole, then hashed) and does now (hashed from
+/// the messages, then written a piece at a time as it is sent). Throughput in body bytes.
+fn bench_signed_body(c: &mut Criterion, inputs: &[Input]) {
+    use sha2::Digest;
+    let mut g = c.benchmark_group("signed_body");
+    for input in inputs {
+        let (p, batches) = planned(&input.chunk);
+        let (destination, events) = &p.streams[0];
+        let events = &events[batches[0].clone()];
+        let messages = std::sync::Arc::new(p.messages.clone());
+        let mut whole = Vec::new();
+        body::write(&mut whole, destination, &messages, events);
+        g.throughput(Throughput::Bytes(whole.len() as u64));
+        g.bench_function(format!("whole/{}", input.name), |b| {
+            b.iter(|| {
+                let mut out = Vec::with_capacity(body::capacity(destination, events));
+                body::write(&mut out, destination, &messages, black_box(events));
+                (sha2::Sha256::digest(&out), out.len())
+            })
+        });
+        g.bench_function(format!("streamed/{}", input.name), |b| {
+            b.iter(|| {
+                let body = body::Body::new(destination, messages.clone(), black_box(events));
+                let mut pieces = body.pieces();
+                let mut sent = 0;
+                while let Some(piece) = pieces.next_piece() {
+                    sent += black_box(piece).len();
+                }
+                (body.sha256().len(), sent)
+            })
+        });
+    }
+    g.finish();
+}
+
 fn benches(c: &mut Criterion) {
     let inputs = inputs();
     for input in &inputs {
@@ -331,6 +367,7 @@ fn benches(c: &mut Criterion) {
     bench_encode_json(c, &inputs);
     bench_request_body(c, &inputs);
     bench_chunk_to_bodies(c, &inputs);
+    bench_signed_body(c, &inputs);
 }
 
 criterion_group! {

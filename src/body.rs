@@ -1,29 +1,46 @@
-//! A PutLogEvents request body written in one pass, and the way to hand it to the SDK.
+//! A PutLogEvents request body, written as it is sent, and the way to hand it to the SDK.
 //!
 //! The SDK's path costs, per event: a `String` for its `InputLogEvent`, a clone of it
 //! when the input is built, and, when the request is serialised, a second escaped copy of
 //! every message that holds a `"` (every whole-record JSON message does). Here messages
 //! are already in their wire form (escaped for a JSON string when they were encoded from
-//! MessagePack, see [`crate::encode::Out`]), so [`write`] only copies them into the body,
-//! with no allocation per event. The bytes are exactly those the SDK writes for the same
-//! events (`aws-smithy-json`'s escaping: `"` `\` and control characters; `\u00xx` in lower
-//! case), so CloudWatch sees no difference.
+//! MessagePack, see [`crate::encode::Out`]), so a body is only their copies between fixed
+//! bytes, with no allocation per event. The bytes are exactly those the SDK writes for the
+//! same events (`aws-smithy-json`'s escaping: `"` `\` and control characters; `\u00xx` in
+//! lower case), so CloudWatch sees no difference.
+//!
+//! A [`Body`] is never whole in memory: it is hashed once when it is made (SigV4 signs the
+//! SHA-256 of the payload; the body's bytes are fed to the hash from the messages where
+//! they lie) and written again, a piece of [`PIECE`] bytes at a time, while it is sent. A
+//! flush's requests so hold its messages once, not again as bodies (~1 MB each).
+//! [`write`] is the same body in one buffer, for tests and benches.
 //!
 //! [`put_log_events`] sends such a body through the SDK: the operation is built with the
-//! group and stream only, and a request mutation replaces the serialised body before the
-//! SDK signs it (`mutate_request` runs in `modify_before_signing`), so the signature, the
-//! endpoint, the timeouts and the error parsing are the SDK's as for any call.
+//! group and stream only, and an interceptor, before the SDK signs, replaces the
+//! serialised body with the [`Body`] and gives the signer the precomputed hash. The
+//! signature, the endpoint, the timeouts and the error parsing are the SDK's as for any
+//! call.
 //!
 //! Pure except for [`put_log_events`], which only builds the call. Must not: decode,
 //! batch, or retry.
 
-use std::sync::{Mutex, PoisonError};
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
 
+use aws_runtime::auth::PayloadSigningOverride;
 use aws_sdk_cloudwatchlogs::Client;
 use aws_sdk_cloudwatchlogs::client::customize::CustomizableOperation;
-use aws_sdk_cloudwatchlogs::config::http::HttpRequest;
+use aws_sdk_cloudwatchlogs::config::interceptors::BeforeTransmitInterceptorContextMut;
+use aws_sdk_cloudwatchlogs::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_cloudwatchlogs::error::BoxError;
 use aws_sdk_cloudwatchlogs::operation::put_log_events::builders::PutLogEventsFluentBuilder;
 use aws_sdk_cloudwatchlogs::operation::put_log_events::{PutLogEventsError, PutLogEventsOutput};
+use aws_smithy_types::body::SdkBody;
+use bytes::Bytes;
+use http_body::{Frame, SizeHint};
+use sha2::{Digest, Sha256};
 
 use crate::batch::Event;
 use crate::deliver::Destination;
@@ -36,6 +53,11 @@ const FRAME_BYTES: usize = 53;
 const EVENT_FRAME_BYTES: usize = 28;
 /// Digits of a timestamp in milliseconds (13 until the year 2286), with a sign to spare.
 const TIMESTAMP_BYTES: usize = 14;
+/// The end of every body.
+const TAIL: &[u8] = b"]}";
+/// The size a piece of a body being sent reaches before it is handed on (a piece holds
+/// whole events, so one with a long message is longer): four TLS records.
+pub const PIECE: usize = 64 << 10;
 
 /// The exact size of the body of `batch`, but for the timestamps' digits (counted as
 /// [`TIMESTAMP_BYTES`] each) and the names' escapes.
@@ -48,30 +70,100 @@ pub fn capacity(destination: &Destination, batch: &[Event]) -> usize {
         + messages
 }
 
+/// Where the bytes of a body go: a buffer, or a hash.
+trait Sink {
+    fn put(&mut self, bytes: &[u8]);
+}
+
+impl Sink for Vec<u8> {
+    fn put(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+}
+
+/// A hash of the bytes put, and their count. The short runs between messages (an event's
+/// frame and time, ~40 bytes) are gathered and hashed together: a hash update per run
+/// costs more than copying it.
+struct Hashing {
+    sha: Sha256,
+    len: usize,
+    gathered: Vec<u8>,
+}
+
+impl Hashing {
+    /// Runs at least this long are hashed where they lie.
+    const DIRECT: usize = 4096;
+    const GATHER: usize = 16384;
+
+    fn new() -> Self {
+        Hashing {
+            sha: Sha256::new(),
+            len: 0,
+            gathered: Vec::with_capacity(Self::GATHER),
+        }
+    }
+
+    /// The count of bytes put and their SHA-256 in lowercase hex.
+    fn finish(mut self) -> (usize, String) {
+        self.sha.update(&self.gathered);
+        (self.len, hex(&self.sha.finalize()))
+    }
+}
+
+impl Sink for Hashing {
+    fn put(&mut self, bytes: &[u8]) {
+        self.len += bytes.len();
+        if bytes.len() >= Self::DIRECT || self.gathered.len() + bytes.len() > Self::GATHER {
+            self.sha.update(&self.gathered);
+            self.gathered.clear();
+        }
+        if bytes.len() >= Self::DIRECT {
+            self.sha.update(bytes);
+        } else {
+            self.gathered.extend_from_slice(bytes);
+        }
+    }
+}
+
+/// The start of the body: `{"logGroupName":…,"logStreamName":…,"logEvents":[`.
+fn head(destination: &Destination) -> Vec<u8> {
+    let mut out =
+        Vec::with_capacity(FRAME_BYTES + destination.group.len() + destination.stream.len());
+    out.extend_from_slice(b"{\"logGroupName\":\"");
+    encode::escape_into(&mut out, &destination.group);
+    out.extend_from_slice(b"\",\"logStreamName\":\"");
+    encode::escape_into(&mut out, &destination.stream);
+    out.extend_from_slice(b"\",\"logEvents\":[");
+    out
+}
+
+/// Puts `events` (a run of a batch; `first`: it starts the batch) as the body's
+/// `{"timestamp":…,"message":…}` items. The messages are copied as they are: they were
+/// escaped when they were encoded.
+fn put_events(out: &mut impl Sink, messages: &[u8], events: &[Event], first: bool) {
+    let mut digits = itoa::Buffer::new();
+    for (i, event) in events.iter().enumerate() {
+        out.put(if first && i == 0 {
+            b"{\"timestamp\":"
+        } else {
+            b",{\"timestamp\":"
+        });
+        out.put(digits.format(event.timestamp_ms).as_bytes());
+        out.put(b",\"message\":\"");
+        out.put(message(messages, event));
+        out.put(b"\"}");
+    }
+}
+
 /// Appends the PutLogEvents body for `batch` (events whose messages' wire forms lie in
 /// `messages`), in the batch's order: `{"logGroupName":…,"logStreamName":…,"logEvents":
-/// [{"timestamp":…,"message":…},…]}`. The messages are copied as they are: they were
-/// escaped when they were encoded. A range outside `messages` or off a character boundary
-/// (a bug of the caller) is written as an empty message rather than panicking.
+/// [{"timestamp":…,"message":…},…]}`. A range outside `messages` or off a character
+/// boundary (a bug of the caller) is written as an empty message rather than panicking.
 pub fn write(out: &mut Vec<u8>, destination: &Destination, messages: &[u8], batch: &[Event]) {
     out.reserve(capacity(destination, batch));
-    out.extend_from_slice(b"{\"logGroupName\":\"");
-    encode::escape_into(out, &destination.group);
-    out.extend_from_slice(b"\",\"logStreamName\":\"");
-    encode::escape_into(out, &destination.stream);
-    out.extend_from_slice(b"\",\"logEvents\":[");
-    let mut digits = itoa::Buffer::new();
-    for (i, event) in batch.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        out.extend_from_slice(b"{\"timestamp\":");
-        out.extend_from_slice(digits.format(event.timestamp_ms).as_bytes());
-        out.extend_from_slice(b",\"message\":\"");
-        out.extend_from_slice(message(messages, event));
-        out.extend_from_slice(b"\"}");
-    }
-    out.extend_from_slice(b"]}");
+    out.put(&head(destination));
+    put_events(out, messages, batch, true);
+    out.put(TAIL);
 }
 
 /// The wire form of `event`'s message, or nothing when its range is outside `messages` or
@@ -84,67 +176,199 @@ fn message<'a>(messages: &'a [u8], event: &Event) -> &'a [u8] {
     }
 }
 
-/// One PutLogEvents call to `destination` whose request body is `body` (from [`write`],
-/// for the same destination), ready to `.send().await`. The SDK signs and sends it as any
-/// call; its answer and errors are those of `client.put_log_events()`.
-///
-/// The replacement happens before signing, on every attempt the SDK makes (it makes one:
-/// the plugin turns the SDK's retries off), without copying the body.
+/// The PutLogEvents body of one batch, as [`write`] would write it, without being written
+/// whole: it knows its length and SHA-256 and writes itself piece by piece while it is
+/// sent ([`Body::sdk_body`]). Cheap to clone; shares the flush's messages.
+#[derive(Clone)]
+pub struct Body(Arc<Parts>);
+
+struct Parts {
+    head: Vec<u8>,
+    messages: Arc<Vec<u8>>,
+    batch: Vec<Event>,
+    len: usize,
+    /// Lowercase hex, as SigV4 signs it.
+    sha256: String,
+}
+
+impl Body {
+    /// The body of `batch` (events whose messages' wire forms lie in `messages`), hashed.
+    pub fn new(destination: &Destination, messages: Arc<Vec<u8>>, batch: &[Event]) -> Body {
+        let head = head(destination);
+        let mut hash = Hashing::new();
+        hash.put(&head);
+        put_events(&mut hash, &messages, batch, true);
+        hash.put(TAIL);
+        let (len, sha256) = hash.finish();
+        Body(Arc::new(Parts {
+            head,
+            messages,
+            batch: batch.to_vec(),
+            len,
+            sha256,
+        }))
+    }
+
+    /// The body's length in bytes.
+    pub fn size(&self) -> usize {
+        self.0.len
+    }
+
+    /// The SHA-256 of the body, in lowercase hex.
+    pub fn sha256(&self) -> &str {
+        &self.0.sha256
+    }
+
+    /// The body for the SDK: a stream of its [`Pieces`], made afresh for every attempt.
+    pub fn sdk_body(&self) -> SdkBody {
+        let body = self.clone();
+        SdkBody::retryable(move || SdkBody::from_body_1_x(body.pieces()))
+    }
+
+    /// The body from its start, a piece at a time.
+    pub fn pieces(&self) -> Pieces {
+        Pieces {
+            body: self.clone(),
+            next: 0,
+            sent: 0,
+            started: false,
+        }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(2 * bytes.len());
+    for b in bytes {
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
+    s
+}
+
+/// A [`Body`] being written: pieces of at least [`PIECE`] bytes (but the last), each
+/// holding whole events.
+pub struct Pieces {
+    body: Body,
+    /// The batch's next event to write.
+    next: usize,
+    /// Bytes handed on so far.
+    sent: usize,
+    started: bool,
+}
+
+impl Pieces {
+    /// The next piece, or `None` after the last.
+    pub fn next_piece(&mut self) -> Option<Vec<u8>> {
+        let parts = &*self.body.0;
+        if self.started && self.next > parts.batch.len() {
+            return None;
+        }
+        let mut piece = Vec::with_capacity(PIECE + PIECE / 4);
+        if !self.started {
+            piece.put(&parts.head);
+            self.started = true;
+        }
+        while piece.len() < PIECE {
+            let Some(event) = parts.batch.get(self.next) else {
+                break;
+            };
+            let first = self.next == 0;
+            put_events(
+                &mut piece,
+                &parts.messages,
+                std::slice::from_ref(event),
+                first,
+            );
+            self.next += 1;
+        }
+        if self.next == parts.batch.len() {
+            piece.put(TAIL);
+            self.next += 1; // past the tail
+        }
+        self.sent += piece.len();
+        Some(piece)
+    }
+}
+
+impl http_body::Body for Pieces {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let piece = self.get_mut().next_piece();
+        Poll::Ready(piece.map(|p| Ok(Frame::data(Bytes::from(p)))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.started && self.next > self.body.0.batch.len()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.body.size().saturating_sub(self.sent) as u64)
+    }
+}
+
+/// One PutLogEvents call to `destination` whose request body is `body` (for the same
+/// destination), ready to `.send().await`. The SDK signs and sends it as any call; its
+/// answer and errors are those of `client.put_log_events()`.
 pub fn put_log_events(
     client: &Client,
     destination: &Destination,
-    body: Vec<u8>,
+    body: Body,
 ) -> CustomizableOperation<PutLogEventsOutput, PutLogEventsError, PutLogEventsFluentBuilder> {
     client
         .put_log_events()
         .log_group_name(&destination.group)
         .log_stream_name(&destination.stream)
         .customize()
-        .mutate_request(replace_body(body))
+        .interceptor(SendBody(body))
 }
 
-/// A request mutation that sets the body to `body` and `content-length` to its length.
-///
-/// The SDK's body type is not exported by the service crate, so it is reached through
-/// `HttpRequest::body_mut` and inference: the first call turns `body` into it (no copy:
-/// it takes the vector) and keeps it; every call puts in a cheap clone of that one (the
-/// SDK rewinds the request before each attempt and mutates it again).
-fn replace_body(body: Vec<u8>) -> impl Fn(&mut HttpRequest) + Send + Sync + 'static {
-    let length = body.len().to_string();
-    let pending = Mutex::new(Some(body));
-    let made = Mutex::new(None);
-    move |request: &mut HttpRequest| {
-        let mut made = made.lock().unwrap_or_else(PoisonError::into_inner);
-        if made.is_none() {
-            let bytes = pending
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .take()
-                .unwrap_or_default();
-            *made = Some(bytes.into());
-        }
-        let Some(kept) = made.as_ref() else { return };
-        same_type(request.body(), kept);
-        // In-memory bodies always clone; were it ever not so, the SDK's own body (without
-        // events) would be sent and refused by CloudWatch, never taken as delivered.
-        if let Some(body) = kept.try_clone() {
-            *request.body_mut() = body;
-            // A valid header name and value: this cannot fail. (If it did, the old length
-            // would not match the body and the call would fail; nothing else is sent.)
-            let _ = request
-                .headers_mut()
-                .try_insert("content-length", length.clone());
-        }
+/// Before each attempt is signed: the request's body becomes the [`Body`] (and
+/// `content-length` its length), and the signer is given its precomputed SHA-256 instead
+/// of reading a body that is not in memory.
+#[derive(Clone)]
+struct SendBody(Body);
+
+impl std::fmt::Debug for SendBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SendBody({} bytes)", self.0.size())
     }
 }
 
-/// Ties the type of `_kept` to that of the request's body, for inference.
-fn same_type<T>(_body: &T, _kept: &T) {}
+impl Intercept for SendBody {
+    fn name(&self) -> &'static str {
+        "SendBody"
+    }
+
+    fn modify_before_signing(
+        &self,
+        context: &mut BeforeTransmitInterceptorContextMut<'_>,
+        _: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let request = context.request_mut();
+        *request.body_mut() = self.0.sdk_body();
+        request
+            .headers_mut()
+            .insert("content-length", self.0.size().to_string());
+        cfg.interceptor_state()
+            .store_put(PayloadSigningOverride::Precomputed(
+                self.0.sha256().to_owned(),
+            ));
+        Ok(())
+    }
+}
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::Value;
+    use std::sync::Mutex;
 
     fn destination() -> Destination {
         Destination {
@@ -286,7 +510,7 @@ mod tests {
     }
 
     /// What the SDK put on the wire for one call, after signing.
-    type Sent = (String, Vec<(String, String)>, Vec<u8>);
+    type Sent = (String, Vec<(String, String)>, Option<Vec<u8>>);
 
     #[derive(Debug)]
     struct Capture(std::sync::Arc<Mutex<Vec<Sent>>>);
@@ -308,7 +532,8 @@ mod tests {
                 .iter()
                 .map(|(k, v)| (k.to_owned(), v.to_owned()))
                 .collect();
-            let body = request.body().bytes().unwrap_or_default().to_vec();
+            // The body is a stream (not in memory): what went out is checked at the stand-in.
+            let body = request.body().bytes().map(<[u8]>::to_vec);
             self.0
                 .lock()
                 .unwrap()
@@ -398,6 +623,9 @@ mod tests {
         let destination = destination();
         let messages = awkward();
         let body = body_of(&destination, &messages);
+        let borrowed: Vec<(i64, &str)> = messages.iter().map(|(t, m)| (*t, m.as_str())).collect();
+        let (buffer, events) = events(&borrowed);
+        let streamed = Body::new(&destination, std::sync::Arc::new(buffer), &events);
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -416,7 +644,7 @@ mod tests {
                 .send()
                 .await
                 .unwrap();
-            let out = put_log_events(&client, &destination, body.clone())
+            let out = put_log_events(&client, &destination, streamed)
                 .send()
                 .await
                 .unwrap();
@@ -429,7 +657,7 @@ mod tests {
 
         let sent = sent.lock().unwrap();
         let (uri, headers, wire) = sent.last().unwrap();
-        assert_eq!(wire, &body);
+        assert_eq!(wire, &None, "the body is sent as a stream, not held whole");
         let header = |name: &str| {
             headers
                 .iter()
@@ -439,10 +667,51 @@ mod tests {
         };
         assert_eq!(header("content-length"), body.len().to_string());
         assert_eq!(header("x-amz-target"), "Logs_20140328.PutLogEvents");
-        assert_eq!(header("authorization"), signature(uri, headers, wire, at));
+        // The signature is that of the bytes `write` writes (the stand-in got the events
+        // they hold, in order), so the precomputed hash was of exactly those.
+        assert_eq!(header("authorization"), signature(uri, headers, &body, at));
         // And not the signature of the body the SDK serialised before the mutation.
         let own = br#"{"logGroupName":"/ecs/httpd","logStreamName":"firelens-\"httpd\""}"#;
         assert_ne!(header("authorization"), signature(uri, headers, own, at));
+    }
+
+    /// A streamed body is, piece after piece, exactly what `write` writes; its length and
+    /// hash are those of those bytes; pieces hold whole events and reach [`PIECE`].
+    #[test]
+    fn a_streamed_body_is_the_written_body() {
+        let long = "x".repeat(PIECE / 3);
+        let mut messages: Vec<(i64, String)> = awkward();
+        for i in 0..20 {
+            messages.push((i, format!("{i} {long}")));
+        }
+        for n in [0, 1, 7, messages.len()] {
+            let messages = &messages[..n];
+            let borrowed: Vec<(i64, &str)> =
+                messages.iter().map(|(t, m)| (*t, m.as_str())).collect();
+            let (buffer, events) = events(&borrowed);
+            let mut written = Vec::new();
+            write(&mut written, &destination(), &buffer, &events);
+            let body = Body::new(&destination(), std::sync::Arc::new(buffer), &events);
+            assert_eq!(body.size(), written.len());
+            assert_eq!(body.sha256(), hex(&Sha256::digest(&written)));
+            for _ in 0..2 {
+                // Every attempt starts over.
+                let mut pieces = body.pieces();
+                let mut streamed = Vec::new();
+                let mut count = 0;
+                while let Some(piece) = pieces.next_piece() {
+                    assert_eq!(
+                        http_body::Body::size_hint(&pieces).exact(),
+                        Some((written.len() - streamed.len() - piece.len()) as u64)
+                    );
+                    streamed.extend_from_slice(&piece);
+                    count += 1;
+                }
+                assert!(http_body::Body::is_end_stream(&pieces));
+                assert_eq!(streamed, written);
+                assert!(count <= 1 + written.len() / PIECE, "{count} pieces");
+            }
+        }
     }
 
     #[test]

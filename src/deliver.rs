@@ -374,14 +374,13 @@ impl Deliverer {
         self: &Arc<Self>,
         budget: &Budget,
         destination: &Destination,
-        messages: &[u8],
+        messages: &Arc<Vec<u8>>,
         batch: &[Event],
     ) -> Result<Rejected, AwsError> {
-        // Each attempt writes its body (retries are rare): the messages, escaped when they
-        // were encoded, copied into the bytes the SDK signs and sends; nothing per event.
+        // Each attempt hashes its body (retries are rare), which is written piece by piece
+        // from the messages (escaped when they were encoded) as it is sent.
         let put = async |client: Client| {
-            let mut body = Vec::new(); // `write` reserves what the body needs
-            body::write(&mut body, destination, messages, batch);
+            let body = body::Body::new(destination, messages.clone(), batch);
             self.put(client, destination, body, batch.len()).await
         };
         match self
@@ -403,7 +402,7 @@ impl Deliverer {
         &self,
         client: Client,
         destination: &Destination,
-        body: Vec<u8>,
+        body: body::Body,
         len: usize,
     ) -> Result<Rejected, AwsError> {
         let mut request = body::put_log_events(&client, destination, body);

@@ -76,7 +76,8 @@ impl<'a> Flush<'a> {
     /// Sends every stream's requests, all concurrently. Returns the first error; every
     /// request that could be sent was sent.
     pub async fn send(&self, prepared: &mut Prepared) -> Option<AwsError> {
-        let messages = &prepared.messages;
+        // Shared with the request bodies, which are written from it as they are sent.
+        let messages = &Arc::new(std::mem::take(&mut prepared.messages));
         let streams = prepared
             .streams
             .iter_mut()
@@ -93,7 +94,7 @@ impl<'a> Flush<'a> {
     async fn stream(
         &self,
         destination: &Destination,
-        messages: &[u8],
+        messages: &Arc<Vec<u8>>,
         events: &mut [Event],
     ) -> Option<AwsError> {
         let plan = batch::plan(events);
@@ -147,7 +148,7 @@ impl<'a> Flush<'a> {
         &'b self,
         destination: &'b Destination,
         key: RequestKey,
-        messages: &'b [u8],
+        messages: &'b Arc<Vec<u8>>,
         batch: &'b [Event],
     ) -> Sending<'b> {
         Box::pin(async move {
@@ -202,7 +203,7 @@ impl<'a> Flush<'a> {
         &self,
         destination: &Destination,
         key: &RequestKey,
-        messages: &[u8],
+        messages: &Arc<Vec<u8>>,
         batch: &[Event],
     ) -> Result<(), AwsError> {
         let (a, b) = batch.split_at(batch.len() / 2);
@@ -221,12 +222,13 @@ impl<'a> Flush<'a> {
         &self,
         destination: &Destination,
         key: &RequestKey,
-        messages: &[u8],
+        messages: &Arc<Vec<u8>>,
         batch: &[Event],
         first_time: bool,
     ) -> Result<(), AwsError> {
         let max = LEGACY_MAX_EVENT_BYTES - EVENT_OVERHEAD;
         let (smaller, mut events, done) = recut(messages, batch, max, self.oversize);
+        let smaller = Arc::new(smaller);
         if first_time {
             self.report.oversized(self.tag, &done, max);
         }
