@@ -353,9 +353,11 @@ impl Intercept for SendBody {
     ) -> Result<(), BoxError> {
         let request = context.request_mut();
         *request.body_mut() = self.0.sdk_body();
-        request
+        // A valid header name and value: this cannot fail. (If it did, the SDK's length
+        // would not match the body and the call would fail; nothing else is sent.)
+        let _ = request
             .headers_mut()
-            .insert("content-length", self.0.size().to_string());
+            .try_insert("content-length", self.0.size().to_string());
         cfg.interceptor_state()
             .store_put(PayloadSigningOverride::Precomputed(
                 self.0.sha256().to_owned(),
