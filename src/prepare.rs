@@ -1,10 +1,12 @@
 //! A chunk → events per stream, ready to batch. Pure: no I/O, no clock.
 //!
 //! Each record is decoded ([`crate::decode`]), its message written in its wire form (escaped
-//! for the PutLogEvents body) into one buffer for the whole chunk ([`crate::encode`]), held
-//! to `max_event_size` (counted in the message's own bytes) by the `oversize_event` policy,
-//! and routed to its stream by the name templates ([`crate::template`]): names that depend
-//! only on the tag are rendered once per chunk, names from record keys once per record.
+//! for the PutLogEvents body) into one buffer for the whole chunk ([`crate::encode`], with
+//! one [`encode::Scratch`] for the chunk, so that entries repeated from one record to the
+//! next are copied, not encoded again), held to `max_event_size` (counted in the message's
+//! own bytes) by the `oversize_event` policy, and routed to its stream by the name templates
+//! ([`crate::template`]): names that depend only on the tag are rendered once per chunk,
+//! names from record keys once per record.
 //! Whatever is not turned into an event is counted in a [`Report`], by reason, for the
 //! instance to log.
 
