@@ -181,8 +181,9 @@ impl<'a> Reader<'a> {
     /// that claims more items than the data holds ends in `Truncated`, not in a long loop.
     ///
     /// The tokens of a typical record (small containers and integers, strings shorter than
-    /// 256 bytes) are skipped here without a call; the bytes a string skips are checked
-    /// when the next byte is read, or at the end, with the same error as [`Reader::token`].
+    /// 64 KiB, EventTimes) are skipped here without a call; the bytes such a token skips
+    /// are checked when the next byte is read, or at the end, with the same error as
+    /// [`Reader::token`].
     pub fn skip_value(&mut self) -> Result<&'a [u8], Malformed> {
         let (buf, start) = (self.buf, self.pos);
         let mut pos = start;
@@ -206,6 +207,16 @@ impl<'a> Reader<'a> {
                     let n = *buf.get(pos + 1).ok_or(Malformed::Truncated)?;
                     pos += 2 + usize::from(n);
                 }
+                0xc5 | 0xda => {
+                    let n = buf
+                        .get(pos + 1..pos + 3)
+                        .and_then(|n| n.try_into().ok())
+                        .map(u16::from_be_bytes)
+                        .ok_or(Malformed::Truncated)?;
+                    pos += 3 + usize::from(n);
+                }
+                // A record's EventTime.
+                0xd7 => pos += 10,
                 _ => {
                     self.pos = pos;
                     owed += self.skip_token()?;
