@@ -376,6 +376,11 @@ impl<'a> Iterator for Records<'a> {
 
 /// Reads one complete value as an event. `value` is known to be well-formed.
 fn parse_event(value: &[u8]) -> Result<Record<'_>, Skip> {
+    usual_event(value).unwrap_or_else(|| event_by_tokens(value))
+}
+
+/// [`parse_event`] for any shape, token by token.
+fn event_by_tokens(value: &[u8]) -> Result<Record<'_>, Skip> {
     let mut r = Reader::new(value);
     if r.token() != Ok(Token::Array(2)) {
         return Err(Skip::NotAnEvent);
@@ -399,6 +404,25 @@ fn parse_event(value: &[u8]) -> Result<Record<'_>, Skip> {
         time,
         body: &value[body_start..],
     })
+}
+
+/// What Fluent Bit writes for nearly every record, read without tokens:
+/// `[[EventTime, {}], {…}]` (2.1+) or `[EventTime, {…}]` (1.x). `None` for any other
+/// shape, which [`parse_event`] then reads token by token (with the same result for these).
+fn usual_event(value: &[u8]) -> Option<Result<Record<'_>, Skip>> {
+    // An EventTime is a fixext 8 (0xd7) of type 0.
+    let (time, body) = match value {
+        [0x92, 0x92, 0xd7, 0x00, rest @ ..] => match rest.split_first_chunk::<8>()? {
+            (time, [0x80, body @ ..]) => (time, body),
+            _ => return None,
+        },
+        [0x92, 0xd7, 0x00, rest @ ..] => rest.split_first_chunk::<8>()?,
+        _ => return None,
+    };
+    if !matches!(body.first(), Some(0x80..=0x8f | 0xde | 0xdf)) {
+        return None;
+    }
+    Some(parse_time(Token::Ext(0, time)).map(|time| Record { time, body }))
 }
 
 /// The largest time accepted, 9999-12-31T23:59:59Z: beyond it no clock or service agrees.
@@ -515,6 +539,31 @@ mod tests {
                 }),
             ]
         );
+    }
+
+    #[test]
+    fn the_usual_shapes_read_as_token_by_token() {
+        let times = [
+            event_time(1_700_000_000, 5_000_000),
+            event_time(0xffff_ffff, 0),
+            event_time(1, 1_000_000_000),
+        ];
+        let bodies: [&[u8]; 5] = [BODY, &[0x80], &[0xde, 0, 0], &[0xa1, b'x'], &[0x90]];
+        let mut usual = 0;
+        for time in &times {
+            for body in bodies {
+                let mut v2_meta = v2(time, body);
+                v2_meta[2 + time.len()] = 0x81; // metadata {} → {nil: nil}
+                v2_meta.splice(3 + time.len()..3 + time.len(), [0xc0, 0xc0]);
+                for value in [v1(time, body), v2(time, body), v2_meta] {
+                    if let Some(fast) = usual_event(&value) {
+                        usual += 1;
+                        assert_eq!(fast, event_by_tokens(&value), "{value:02x?}");
+                    }
+                }
+            }
+        }
+        assert_eq!(usual, 18, "v1 and v2 with empty metadata and a map body");
     }
 
     #[test]
