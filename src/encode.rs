@@ -166,7 +166,7 @@ impl<'a> Out<'a> {
 
 /// Appends the JSON text of one complete MessagePack value.
 pub fn json(value: &[u8], out: &mut Out<'_>) -> Result<(), Malformed> {
-    top_json(value, out, &mut Vec::new(), None)
+    top_json(value, out, &mut Vec::new(), None).map(|_| ())
 }
 
 /// What is kept from one value to the next so that encoding a record allocates nothing,
@@ -178,22 +178,32 @@ pub struct Scratch {
     memo: Memo,
 }
 
-/// [`json`], with the stack and the memo in `scratch`. Whatever `scratch` remembers, the
-/// output is the same as [`json`]'s.
-pub fn json_with(value: &[u8], out: &mut Out<'_>, scratch: &mut Scratch) -> Result<(), Malformed> {
-    top_json(value, out, &mut scratch.stack, Some(&mut scratch.memo))
+/// [`json`] of the value that `bytes` starts with, with the stack and the memo in
+/// `scratch`; returns the length of that value (the bytes after it are not read). Whatever
+/// `scratch` remembers, the output is the same as [`json`]'s.
+pub fn json_with(
+    bytes: &[u8],
+    out: &mut Out<'_>,
+    scratch: &mut Scratch,
+) -> Result<usize, Malformed> {
+    top_json(bytes, out, &mut scratch.stack, Some(&mut scratch.memo))
 }
 
-/// A value at the top: a map entry by entry ([`map_json`]), anything else by [`json_in`].
+/// The value `bytes` starts with, at the top: a map entry by entry ([`map_json`]), anything
+/// else by [`json_in`]. Returns the value's length.
 fn top_json(
-    value: &[u8],
+    bytes: &[u8],
     out: &mut Out<'_>,
     stack: &mut Vec<Frame>,
     memo: Option<&mut Memo>,
-) -> Result<(), Malformed> {
-    match value.first() {
-        Some(&b) if is_map(b) => map_json(value, out, stack, memo),
-        _ => json_in(&mut Reader::new(value), out, false, stack),
+) -> Result<usize, Malformed> {
+    match bytes.first() {
+        Some(&b) if is_map(b) => map_json(bytes, out, stack, memo),
+        _ => {
+            let mut r = Reader::new(bytes);
+            json_in(&mut r, out, false, stack)?;
+            Ok(r.position())
+        }
     }
 }
 
@@ -264,27 +274,29 @@ impl Memo {
     }
 }
 
-/// A map at the top: each entry copied from the memo (if there is one) or encoded and
-/// remembered; the common entries (a string key, a string or scalar value) are written
-/// without the container stack.
+/// The map `bytes` starts with, at the top: each entry copied from the memo (if there is
+/// one) or encoded and remembered; the common entries (a string key, a string or scalar
+/// value) are written without the container stack. Returns the map's length.
 fn map_json(
-    value: &[u8],
+    bytes: &[u8],
     out: &mut Out<'_>,
     stack: &mut Vec<Frame>,
     mut memo: Option<&mut Memo>,
-) -> Result<(), Malformed> {
+) -> Result<usize, Malformed> {
     if let Some(memo) = memo.as_deref_mut()
         && memo.wire != out.wire
     {
         memo.wire = out.wire;
         memo.entries.clear();
     }
-    let mut r = Reader::new(value);
+    let mut r = Reader::new(bytes);
     let Token::Map(n) = r.token()? else {
-        return json_in(&mut Reader::new(value), out, false, stack);
+        let mut r = Reader::new(bytes);
+        json_in(&mut r, out, false, stack)?;
+        return Ok(r.position());
     };
-    // The entries not yet written.
-    let mut rest = value.get(r.position()..).unwrap_or_default();
+    // The entries not yet written, and what follows the map.
+    let mut rest = bytes.get(r.position()..).unwrap_or_default();
     out.punct(b'{');
     for i in 0..n as usize {
         if i > 0 {
@@ -300,17 +312,9 @@ fn map_json(
         let mut r = Reader::new(rest);
         key(&mut r, out, false)?;
         out.punct(b':');
-        let mut ahead = r.clone();
-        match ahead.token()? {
-            Token::Str(s) | Token::Bin(s) => {
-                r = ahead;
-                string(s, out);
-            }
-            Token::Array(_) | Token::Map(_) => json_in(&mut r, out, false, stack)?,
-            scalar => {
-                r = ahead;
-                scalar_json(scalar, out);
-            }
+        match r.string()? {
+            Some(s) => string(s, out),
+            None => json_in(&mut r, out, false, stack)?,
         }
         let (entry, tail) = rest.split_at_checked(r.position()).unwrap_or((rest, &[]));
         if let Some(memo) = memo.as_deref_mut() {
@@ -320,7 +324,7 @@ fn map_json(
         rest = tail;
     }
     out.punct(b'}');
-    Ok(())
+    Ok(bytes.len() - rest.len())
 }
 
 /// Writes the one value at `r` (and everything nested in it), leaving `r` after it.
@@ -398,9 +402,7 @@ impl Frame {
 /// recursion here to one level.
 fn key(r: &mut Reader<'_>, out: &mut Out<'_>, in_key: bool) -> Result<(), Malformed> {
     // The usual key, a string, is read once; anything else is read again whole.
-    let mut ahead = r.clone();
-    if let Token::Str(s) | Token::Bin(s) = ahead.token()? {
-        *r = ahead;
+    if let Some(s) = r.string()? {
         string(s, out);
         return Ok(());
     }
@@ -956,7 +958,10 @@ mod tests {
                     (Out::plain(&mut want), Out::plain(&mut got))
                 };
                 generic(value, &mut w).unwrap();
-                json_with(value, &mut g, &mut scratch).unwrap();
+                // What follows the value is not read.
+                let then_invalid = [&value[..], &[0xc1]].concat();
+                let len = json_with(&then_invalid, &mut g, &mut scratch).unwrap();
+                assert_eq!(len, value.len());
                 let raw = (g.raw(), w.raw());
                 assert_eq!((raw.0, &got), (raw.1, &want), "{value:02x?}");
             }
@@ -1005,7 +1010,8 @@ mod tests {
                     (Out::plain(&mut want), Out::plain(&mut got))
                 };
                 generic(&value, &mut w).unwrap();
-                json_with(&value, &mut g, &mut scratch).unwrap();
+                let len = json_with(&value, &mut g, &mut scratch).unwrap();
+                proptest::prop_assert_eq!(len, value.len());
                 let raw = (g.raw(), w.raw());
                 proptest::prop_assert_eq!((raw.0, &got), (raw.1, &want));
                 let want_raw = raw.1;
