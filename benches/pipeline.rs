@@ -1,6 +1,6 @@
 //! The pure stages of a flush, with criterion: chunk → events (`prepare`), events →
 //! batches (`batch::plan`), record → JSON (`encode::json`, as the message and in its wire
-//! form), and batch → PutLogEvents request body, the SDK's way (plain messages, an
+//! form, and `encode::json_with` as `prepare` calls it), and batch → PutLogEvents request body, the SDK's way (plain messages, an
 //! `InputLogEvent` per event, cloned into the input, serialised by `aws-smithy-json` as
 //! the generated code does) against `body::write` (messages escaped once, when encoded,
 //! and copied into the body).
@@ -165,6 +165,19 @@ fn bench_encode_json(c: &mut Criterion, inputs: &[Input]) {
             bytes: common::message_bytes(&input.chunk) as u64,
         });
         let mut out = Vec::with_capacity(input.chunk.len() * 2);
+        // As `prepare` writes them: in the wire form, one `Scratch` (and its memo of
+        // repeated entries) from one record to the next.
+        let mut scratch = encode::Scratch::default();
+        g.bench_function(format!("wire_scratch/{}", input.name), |b| {
+            b.iter(|| {
+                out.clear();
+                let mut o = encode::Out::wire(&mut out);
+                for body in &bodies {
+                    let _ = encode::json_with(black_box(body), &mut o, &mut scratch);
+                }
+                o.raw()
+            })
+        });
         for (form, wire) in [("message", false), ("wire", true)] {
             g.bench_function(format!("{form}/{}", input.name), |b| {
                 b.iter(|| {

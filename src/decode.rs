@@ -3,7 +3,9 @@
 //! A chunk is what Fluent Bit hands to `FLBPluginFlushCtx`: MessagePack values back to back,
 //! one per record, either `[timestamp, body]` (Fluent Bit 1.x) or
 //! `[[timestamp, metadata], body]` (2.1+). This module finds each record's time and the bytes
-//! of its body map, borrowing from the chunk; it knows nothing of JSON or CloudWatch.
+//! of its body map, borrowing from the chunk; it knows nothing of JSON or CloudWatch. A
+//! caller that reads each body whole anyway (the encoder) can have it found that way
+//! ([`Records::next_read`]), so that a record is walked once instead of skipped and read.
 //!
 //! Nothing here recurses: skipping a value counts the items still owed instead of descending,
 //! so a body nested 100,000 deep costs no stack. A record that is well-formed MessagePack but
@@ -175,14 +177,41 @@ impl<'a> Reader<'a> {
         })
     }
 
+    /// Reads the next token if it is a string or binary, and returns its bytes (or the
+    /// error [`Reader::token`] would give); reads nothing and returns `None` if it is
+    /// anything else.
+    ///
+    /// Cheaper than trying [`Reader::token`] on a copy of the reader, which the encoder
+    /// did for every key: the copy of a reader just made stalls on its own stores.
+    pub fn string(&mut self) -> Result<Option<&'a [u8]>, Malformed> {
+        let b = *self.buf.get(self.pos).ok_or(Malformed::Truncated)?;
+        let len = match b {
+            0xa0..=0xbf => usize::from(b & 0x1f),
+            0xc4..=0xc6 | 0xd9..=0xdb => {
+                self.pos += 1;
+                match b {
+                    0xc4 | 0xd9 => self.len8()?,
+                    0xc5 | 0xda => self.len16()?,
+                    _ => self.len32()?,
+                }
+            }
+            _ => return Ok(None),
+        };
+        if b <= 0xbf {
+            self.pos += 1;
+        }
+        self.take(len).map(Some)
+    }
+
     /// Skips one whole value (with everything nested in it) and returns its bytes.
     ///
     /// Iterative: it counts the values still owed, so depth costs no stack, and a container
     /// that claims more items than the data holds ends in `Truncated`, not in a long loop.
     ///
     /// The tokens of a typical record (small containers and integers, strings shorter than
-    /// 256 bytes) are skipped here without a call; the bytes a string skips are checked
-    /// when the next byte is read, or at the end, with the same error as [`Reader::token`].
+    /// 64 KiB, EventTimes) are skipped here without a call; the bytes such a token skips
+    /// are checked when the next byte is read, or at the end, with the same error as
+    /// [`Reader::token`].
     pub fn skip_value(&mut self) -> Result<&'a [u8], Malformed> {
         let (buf, start) = (self.buf, self.pos);
         let mut pos = start;
@@ -206,6 +235,16 @@ impl<'a> Reader<'a> {
                     let n = *buf.get(pos + 1).ok_or(Malformed::Truncated)?;
                     pos += 2 + usize::from(n);
                 }
+                0xc5 | 0xda => {
+                    let n = buf
+                        .get(pos + 1..pos + 3)
+                        .and_then(|n| n.try_into().ok())
+                        .map(u16::from_be_bytes)
+                        .ok_or(Malformed::Truncated)?;
+                    pos += 3 + usize::from(n);
+                }
+                // A record's EventTime.
+                0xd7 => pos += 10,
                 _ => {
                     self.pos = pos;
                     owed += self.skip_token()?;
@@ -355,16 +394,66 @@ impl<'a> Iterator for Records<'a> {
                 Ok(record) => Item::Record(record),
                 Err(skip) => Item::Skipped(skip),
             }),
-            Err(error) => {
-                self.done = true;
-                Some(Item::Corrupt { offset, error })
-            }
+            Err(error) => self.corrupt(offset, error),
         }
+    }
+}
+
+impl<'a> Records<'a> {
+    /// The next item, as [`Iterator::next`] gives it, with the body of a record also handed
+    /// to `read_body`, which reads it whole (encodes it, say) and returns its length. It is
+    /// called once for each `Item::Record`, and for nothing else.
+    ///
+    /// A record of a usual shape (see [`usual_event`]) is not skipped first: `read_body`
+    /// gets the chunk from the body on and finds where the body ends, so the record is
+    /// walked once. An error from `read_body` ends the chunk as `Item::Corrupt` at the
+    /// record, as skipping the record would have.
+    pub fn next_read(
+        &mut self,
+        read_body: impl FnOnce(&'a [u8]) -> Result<usize, Malformed>,
+    ) -> Option<Item<'a>> {
+        if self.done || self.reader.is_empty() {
+            return None;
+        }
+        let offset = self.reader.pos;
+        let rest = self.reader.buf.get(offset..).unwrap_or_default();
+        match usual_head(rest) {
+            Some((Ok(time), at)) => {
+                let body = rest.get(at..).unwrap_or_default();
+                match read_body(body) {
+                    Ok(len) => {
+                        self.reader.pos = offset + at + len;
+                        let body = body.get(..len).unwrap_or(body);
+                        Some(Item::Record(Record { time, body }))
+                    }
+                    Err(error) => self.corrupt(offset, error),
+                }
+            }
+            // Markers, bad times and other shapes: skipped whole first, as by `next`.
+            _ => match self.next()? {
+                Item::Record(r) => match read_body(r.body) {
+                    Ok(_) => Some(Item::Record(r)),
+                    Err(error) => self.corrupt(offset, error),
+                },
+                item => Some(item),
+            },
+        }
+    }
+
+    /// Ends the chunk at `offset`.
+    fn corrupt(&mut self, offset: usize, error: Malformed) -> Option<Item<'a>> {
+        self.done = true;
+        Some(Item::Corrupt { offset, error })
     }
 }
 
 /// Reads one complete value as an event. `value` is known to be well-formed.
 fn parse_event(value: &[u8]) -> Result<Record<'_>, Skip> {
+    usual_event(value).unwrap_or_else(|| event_by_tokens(value))
+}
+
+/// [`parse_event`] for any shape, token by token.
+fn event_by_tokens(value: &[u8]) -> Result<Record<'_>, Skip> {
     let mut r = Reader::new(value);
     if r.token() != Ok(Token::Array(2)) {
         return Err(Skip::NotAnEvent);
@@ -388,6 +477,36 @@ fn parse_event(value: &[u8]) -> Result<Record<'_>, Skip> {
         time,
         body: &value[body_start..],
     })
+}
+
+/// What Fluent Bit writes for nearly every record, read without tokens:
+/// `[[EventTime, {}], {…}]` (2.1+) or `[EventTime, {…}]` (1.x). `None` for any other
+/// shape; for these, the same as [`event_by_tokens`].
+fn usual_event(value: &[u8]) -> Option<Result<Record<'_>, Skip>> {
+    let (time, at) = usual_head(value)?;
+    Some(time.map(|time| Record {
+        time,
+        body: value.get(at..).unwrap_or_default(),
+    }))
+}
+
+/// The time of a record of a usual shape (see [`usual_event`]) that `bytes` start with,
+/// and where its body starts (a map header is there); `None` for any other shape. Only the
+/// bytes before the body are read.
+fn usual_head(bytes: &[u8]) -> Option<(Result<EventTime, Skip>, usize)> {
+    // An EventTime is a fixext 8 (0xd7) of type 0.
+    let (time, at) = match bytes {
+        [0x92, 0x92, 0xd7, 0x00, rest @ ..] => match rest.split_first_chunk::<8>()? {
+            (time, [0x80, ..]) => (time, 13),
+            _ => return None,
+        },
+        [0x92, 0xd7, 0x00, rest @ ..] => (rest.first_chunk::<8>()?, 11),
+        _ => return None,
+    };
+    if !matches!(bytes.get(at), Some(0x80..=0x8f | 0xde | 0xdf)) {
+        return None;
+    }
+    Some((parse_time(Token::Ext(0, time)), at))
 }
 
 /// The largest time accepted, 9999-12-31T23:59:59Z: beyond it no clock or service agrees.
@@ -504,6 +623,31 @@ mod tests {
                 }),
             ]
         );
+    }
+
+    #[test]
+    fn the_usual_shapes_read_as_token_by_token() {
+        let times = [
+            event_time(1_700_000_000, 5_000_000),
+            event_time(0xffff_ffff, 0),
+            event_time(1, 1_000_000_000),
+        ];
+        let bodies: [&[u8]; 5] = [BODY, &[0x80], &[0xde, 0, 0], &[0xa1, b'x'], &[0x90]];
+        let mut usual = 0;
+        for time in &times {
+            for body in bodies {
+                let mut v2_meta = v2(time, body);
+                v2_meta[2 + time.len()] = 0x81; // metadata {} → {nil: nil}
+                v2_meta.splice(3 + time.len()..3 + time.len(), [0xc0, 0xc0]);
+                for value in [v1(time, body), v2(time, body), v2_meta] {
+                    if let Some(fast) = usual_event(&value) {
+                        usual += 1;
+                        assert_eq!(fast, event_by_tokens(&value), "{value:02x?}");
+                    }
+                }
+            }
+        }
+        assert_eq!(usual, 18, "v1 and v2 with empty metadata and a map body");
     }
 
     #[test]
@@ -624,6 +768,28 @@ mod tests {
             let mut r = Reader::new(&buf);
             let skipped = r.skip_value().map(|v| v.len());
             proptest::prop_assert_eq!(skipped, skip_by_tokens(&buf));
+        }
+    }
+
+    #[test]
+    fn strings_read_as_tokens_and_nothing_else_is_read() {
+        for b in 0..=255u8 {
+            for tail in [&[][..], &[0x00, 0x02, 0xa1, b'x', 0x01], &[0xff; 20]] {
+                let buf = [&[b][..], tail].concat();
+                let (mut r, mut t) = (Reader::new(&buf), Reader::new(&buf));
+                match (r.string(), t.token()) {
+                    (Ok(Some(s)), Ok(Token::Str(x) | Token::Bin(x))) => {
+                        assert_eq!((s, r.position()), (x, t.position()), "{buf:02x?}")
+                    }
+                    // Not a string: left to `token` (0xc1 included).
+                    (Ok(None), token) => {
+                        assert!(!matches!(token, Ok(Token::Str(_) | Token::Bin(_))));
+                        assert_eq!(r.position(), 0, "{buf:02x?}");
+                    }
+                    (Err(e), Err(x)) => assert_eq!(e, x, "{buf:02x?}"),
+                    other => panic!("{buf:02x?}: {other:?}"),
+                }
+            }
         }
     }
 

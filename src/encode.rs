@@ -15,8 +15,11 @@
 //! back into the message.
 //!
 //! Values are transcoded straight from MessagePack bytes, so the output is valid UTF-8 by
-//! construction. Nesting is tracked on a heap stack, never by recursion. This module knows
-//! nothing of batches or of CloudWatch's limits.
+//! construction. Nesting is tracked on a heap stack, never by recursion. A record's
+//! top-level entries are written one by one, and with a [`Scratch`] kept from one record to
+//! the next, an entry whose bytes repeat those of the same entry of the record before is
+//! copied from what it was written as then (see `Memo`): in a chunk, the keys and most
+//! metadata values repeat. This module knows nothing of batches or of CloudWatch's limits.
 
 use std::ops::Range;
 
@@ -163,28 +166,176 @@ impl<'a> Out<'a> {
 
 /// Appends the JSON text of one complete MessagePack value.
 pub fn json(value: &[u8], out: &mut Out<'_>) -> Result<(), Malformed> {
-    json_with(value, out, &mut Scratch::default())
+    top_json(value, out, &mut Vec::new(), None).map(|_| ())
 }
 
-/// Room for the stack of open containers, kept from one value to the next so that
-/// encoding a record allocates nothing.
+/// What is kept from one value to the next so that encoding a record allocates nothing,
+/// and so that what the last records repeat is not encoded again: the stack of open
+/// containers, and a memo of the top-level entries of the last map (`Memo`).
 #[derive(Default)]
-pub struct Scratch(Vec<Frame>);
-
-/// [`json`], with the stack in `scratch`.
-pub fn json_with(value: &[u8], out: &mut Out<'_>, scratch: &mut Scratch) -> Result<(), Malformed> {
-    json_in(value, out, false, &mut scratch.0)
+pub struct Scratch {
+    stack: Vec<Frame>,
+    memo: Memo,
 }
 
+/// [`json`] of the value that `bytes` starts with, with the stack and the memo in
+/// `scratch`; returns the length of that value (the bytes after it are not read). Whatever
+/// `scratch` remembers, the output is the same as [`json`]'s.
+pub fn json_with(
+    bytes: &[u8],
+    out: &mut Out<'_>,
+    scratch: &mut Scratch,
+) -> Result<usize, Malformed> {
+    top_json(bytes, out, &mut scratch.stack, Some(&mut scratch.memo))
+}
+
+/// The value `bytes` starts with, at the top: a map entry by entry ([`map_json`]), anything
+/// else by [`json_in`]. Returns the value's length.
+fn top_json(
+    bytes: &[u8],
+    out: &mut Out<'_>,
+    stack: &mut Vec<Frame>,
+    memo: Option<&mut Memo>,
+) -> Result<usize, Malformed> {
+    match bytes.first() {
+        Some(&b) if is_map(b) => map_json(bytes, out, stack, memo),
+        _ => {
+            let mut r = Reader::new(bytes);
+            json_in(&mut r, out, false, stack)?;
+            Ok(r.position())
+        }
+    }
+}
+
+/// Whether `b` starts a map (fixmap, map 16, map 32).
+fn is_map(b: u8) -> bool {
+    matches!(b, 0x80..=0x8f | 0xde | 0xdf)
+}
+
+/// The top-level entries remembered, at most this many (the first ones of a map)...
+const MEMO_ENTRIES: usize = 32;
+/// ...each of at most this many bytes of MessagePack (key and value).
+const MEMO_ENTRY_BYTES: usize = 256;
+
+/// The top-level entries of the last map encoded, by position: the MessagePack bytes of
+/// each (key and value) and what they were written as (`"key":value`, in the form of the
+/// [`Out`]). In the records of one chunk most entries repeat byte for byte from one record
+/// to the next (Fluent Bit's and ECS's metadata, the keys themselves): an entry whose bytes
+/// are those remembered at its position is copied from the memo instead of encoded.
+///
+/// The encoding of an entry depends on its bytes alone, and a MessagePack value's bytes
+/// determine where it ends; so when the bytes at an entry's start begin with the
+/// remembered ones, that entry is exactly them, and its text is the remembered text.
+/// Entries past [`MEMO_ENTRIES`] or over [`MEMO_ENTRY_BYTES`] are not remembered; the
+/// buffers are reused, so a memo allocates only while it grows to those bounds.
+#[derive(Default)]
+struct Memo {
+    /// The form the texts are in ([`Out::wire`] or not); a change forgets them.
+    wire: bool,
+    entries: Vec<Entry>,
+}
+
+#[derive(Default)]
+struct Entry {
+    /// The MessagePack bytes of the entry; empty when nothing is remembered.
+    msgpack: Vec<u8>,
+    /// What they were written as, and its message bytes.
+    text: Vec<u8>,
+    raw: usize,
+}
+
+impl Memo {
+    /// The remembered text of entry `i` if `rest` starts with that entry's bytes, and the
+    /// length of those bytes.
+    fn hit(&self, i: usize, rest: &[u8]) -> Option<(&Entry, usize)> {
+        let e = self.entries.get(i)?;
+        (!e.msgpack.is_empty() && rest.starts_with(&e.msgpack)).then_some((e, e.msgpack.len()))
+    }
+
+    /// Remembers that entry `i`, of bytes `msgpack`, was written as `text` (`raw` message
+    /// bytes); forgets entry `i` if it is too large.
+    fn remember(&mut self, i: usize, msgpack: &[u8], text: &[u8], raw: usize) {
+        if i >= MEMO_ENTRIES {
+            return;
+        }
+        if self.entries.len() <= i {
+            self.entries.resize_with(i + 1, Entry::default);
+        }
+        let Some(e) = self.entries.get_mut(i) else {
+            return;
+        };
+        e.msgpack.clear();
+        e.text.clear();
+        if msgpack.len() <= MEMO_ENTRY_BYTES {
+            e.msgpack.extend_from_slice(msgpack);
+            e.text.extend_from_slice(text);
+            e.raw = raw;
+        }
+    }
+}
+
+/// The map `bytes` starts with, at the top: each entry copied from the memo (if there is
+/// one) or encoded and remembered; the common entries (a string key, a string or scalar
+/// value) are written without the container stack. Returns the map's length.
+fn map_json(
+    bytes: &[u8],
+    out: &mut Out<'_>,
+    stack: &mut Vec<Frame>,
+    mut memo: Option<&mut Memo>,
+) -> Result<usize, Malformed> {
+    if let Some(memo) = memo.as_deref_mut()
+        && memo.wire != out.wire
+    {
+        memo.wire = out.wire;
+        memo.entries.clear();
+    }
+    let mut r = Reader::new(bytes);
+    let Token::Map(n) = r.token()? else {
+        let mut r = Reader::new(bytes);
+        json_in(&mut r, out, false, stack)?;
+        return Ok(r.position());
+    };
+    // The entries not yet written, and what follows the map.
+    let mut rest = bytes.get(r.position()..).unwrap_or_default();
+    out.punct(b'{');
+    for i in 0..n as usize {
+        if i > 0 {
+            out.punct(b',');
+        }
+        if let Some((e, len)) = memo.as_deref().and_then(|m| m.hit(i, rest)) {
+            out.buf.extend_from_slice(&e.text);
+            out.raw += e.raw;
+            rest = rest.get(len..).unwrap_or_default();
+            continue;
+        }
+        let (start, raw) = (out.buf.len(), out.raw);
+        let mut r = Reader::new(rest);
+        key(&mut r, out, false)?;
+        out.punct(b':');
+        match r.string()? {
+            Some(s) => string(s, out),
+            None => json_in(&mut r, out, false, stack)?,
+        }
+        let (entry, tail) = rest.split_at_checked(r.position()).unwrap_or((rest, &[]));
+        if let Some(memo) = memo.as_deref_mut() {
+            let text = out.buf.get(start..).unwrap_or_default();
+            memo.remember(i, entry, text, out.raw - raw);
+        }
+        rest = tail;
+    }
+    out.punct(b'}');
+    Ok(bytes.len() - rest.len())
+}
+
+/// Writes the one value at `r` (and everything nested in it), leaving `r` after it.
 /// `in_key`: the value is itself a map key being rendered as text (see [`key`]).
-/// `stack`: the open containers, innermost last.
+/// `stack`: room for the open containers, innermost last.
 fn json_in(
-    value: &[u8],
+    r: &mut Reader<'_>,
     out: &mut Out<'_>,
     in_key: bool,
     stack: &mut Vec<Frame>,
 ) -> Result<(), Malformed> {
-    let mut r = Reader::new(value);
     stack.clear();
     loop {
         let as_key = stack.last().is_some_and(|f| f.map && f.written % 2 == 0);
@@ -193,7 +344,7 @@ fn json_in(
             top.written += 1;
         }
         if as_key {
-            key(&mut r, out, in_key)?;
+            key(r, out, in_key)?;
         } else {
             match r.token()? {
                 Token::Array(n) => {
@@ -251,9 +402,7 @@ impl Frame {
 /// recursion here to one level.
 fn key(r: &mut Reader<'_>, out: &mut Out<'_>, in_key: bool) -> Result<(), Malformed> {
     // The usual key, a string, is read once; anything else is read again whole.
-    let mut ahead = r.clone();
-    if let Token::Str(s) | Token::Bin(s) = ahead.token()? {
-        *r = ahead;
+    if let Some(s) = r.string()? {
         string(s, out);
         return Ok(());
     }
@@ -264,7 +413,12 @@ fn key(r: &mut Reader<'_>, out: &mut Out<'_>, in_key: bool) -> Result<(), Malfor
         Token::Array(_) if in_key => string(b"[array]", out),
         _ => {
             let mut text = Vec::new();
-            json_in(raw, &mut Out::plain(&mut text), true, &mut Vec::new())?;
+            json_in(
+                &mut Reader::new(raw),
+                &mut Out::plain(&mut text),
+                true,
+                &mut Vec::new(),
+            )?;
             string(&text, out);
         }
     }
@@ -716,6 +870,158 @@ mod tests {
         assert!(m[2..].starts_with(message.strip_suffix(TRUNCATED_SUFFIX).unwrap()));
         let (mut short, raw) = wire("a\"c");
         assert_eq!(truncate(&mut short, 0, raw, 3), None);
+    }
+
+    /// The whole value through the container stack alone, without [`map_json`] or a memo:
+    /// what [`json_with`] must agree with.
+    fn generic(value: &[u8], out: &mut Out<'_>) -> Result<(), Malformed> {
+        json_in(&mut Reader::new(value), out, false, &mut Vec::new())
+    }
+
+    /// Keys of each kind: strings (escapes, non-ASCII, invalid UTF-8, str8), binary,
+    /// integers, nil, an array and a map.
+    const KEYS: &[&[u8]] = &[
+        b"\xa3log",
+        b"\xa6source",
+        b"\xa1\"",
+        b"\xa2\xff\xfe",
+        b"\xd9\x03a\nb",
+        b"\xc4\x01b",
+        b"\x07",
+        b"\xc0",
+        b"\x91\x01",
+        b"\x81\x90\x01",
+    ];
+
+    /// Values of each kind, nested ones among them.
+    const VALUES: &[&[u8]] = &[
+        b"\xa6stdout",
+        b"\xa6stderr",
+        b"\xa7a\"\\\x01\xc3\xa9z",
+        b"\xa3x\xc3(",
+        b"\x2a",
+        b"\xd0\xf0",
+        b"\xcb\x3f\xf0\x00\x00\x00\x00\x00\x00",
+        b"\xc3",
+        b"\xd5\x05\x01\x02",
+        b"\x82\xa1k\xa1v\xa1n\x92\x01\xc0",
+        b"\x81\x91\xa1\"\x80",
+    ];
+
+    /// A string value of `bytes` (str 8 or str 16).
+    fn str_value(bytes: &[u8]) -> Vec<u8> {
+        let mut v = match u8::try_from(bytes.len()) {
+            Ok(n) => vec![0xd9, n],
+            Err(_) => [&[0xda][..], &(bytes.len() as u16).to_be_bytes()].concat(),
+        };
+        v.extend_from_slice(bytes);
+        v
+    }
+
+    /// A map of `entries`, as map 16 when `wide` (else the smallest header).
+    fn map(entries: &[Vec<u8>], wide: bool) -> Vec<u8> {
+        let mut v = match entries.len() {
+            n if n < 16 && !wide => vec![0x80 | n as u8],
+            n => [&[0xde][..], &(n as u16).to_be_bytes()].concat(),
+        };
+        v.extend(entries.iter().flatten());
+        v
+    }
+
+    #[test]
+    fn the_memo_never_changes_the_output() {
+        let entry = |k: usize, v: usize| [KEYS[k], VALUES[v]].concat();
+        let first: Vec<Vec<u8>> = (0..40)
+            .map(|i| entry(i % KEYS.len(), i % VALUES.len()))
+            .collect();
+        let mut second = first.clone();
+        second[3] = entry(0, 1);
+        let long = [KEYS[0], &str_value(&[b'"'; 300])].concat();
+        second[5] = long.clone();
+        let values = [
+            map(&first, false),
+            map(&first, false),
+            map(&second, true),
+            map(&second, true),
+            map(&first[..2], false),
+            vec![0x92, 0x01, 0x80],
+            map(&[long.clone(), long], false),
+            map(&[], false),
+        ];
+        let mut scratch = Scratch::default();
+        for wire in [true, false, true] {
+            for value in &values {
+                let (mut want, mut got) = (Vec::new(), Vec::new());
+                let (mut w, mut g) = if wire {
+                    (Out::wire(&mut want), Out::wire(&mut got))
+                } else {
+                    (Out::plain(&mut want), Out::plain(&mut got))
+                };
+                generic(value, &mut w).unwrap();
+                // What follows the value is not read.
+                let then_invalid = [&value[..], &[0xc1]].concat();
+                let len = json_with(&then_invalid, &mut g, &mut scratch).unwrap();
+                assert_eq!(len, value.len());
+                let raw = (g.raw(), w.raw());
+                assert_eq!((raw.0, &got), (raw.1, &want), "{value:02x?}");
+            }
+        }
+    }
+
+    proptest::proptest! {
+        /// Records that mostly repeat one another (a base map with a few entries changed
+        /// and its end cut off), in either form, through one memo: always what the
+        /// container stack alone writes.
+        #[test]
+        fn any_records_through_the_memo_agree(
+            base in proptest::collection::vec((0..KEYS.len(), 0..VALUES.len()), 0..40),
+            records in proptest::collection::vec(
+                (
+                    proptest::collection::vec((0usize..40, 0..KEYS.len(), 0..VALUES.len()), 0..3),
+                    0usize..45,
+                    proptest::bool::ANY,
+                    proptest::bool::ANY,
+                ),
+                1..12,
+            ),
+            text in proptest::collection::vec(proptest::num::u8::ANY, 0..300),
+        ) {
+            let mut scratch = Scratch::default();
+            for (changes, len, wire, wide) in records {
+                let mut entries: Vec<Vec<u8>> =
+                    base.iter().map(|&(k, v)| [KEYS[k], VALUES[v]].concat()).collect();
+                for (at, k, v) in changes {
+                    let n = entries.len();
+                    if n > 0 {
+                        // A changed value, or a random string.
+                        entries[at % n] = if v == 0 {
+                            [KEYS[k], &str_value(&text)].concat()
+                        } else {
+                            [KEYS[k], VALUES[v]].concat()
+                        };
+                    }
+                }
+                entries.truncate(len);
+                let value = map(&entries, wide);
+                let (mut want, mut got) = (Vec::new(), Vec::new());
+                let (mut w, mut g) = if wire {
+                    (Out::wire(&mut want), Out::wire(&mut got))
+                } else {
+                    (Out::plain(&mut want), Out::plain(&mut got))
+                };
+                generic(&value, &mut w).unwrap();
+                let len = json_with(&value, &mut g, &mut scratch).unwrap();
+                proptest::prop_assert_eq!(len, value.len());
+                let raw = (g.raw(), w.raw());
+                proptest::prop_assert_eq!((raw.0, &got), (raw.1, &want));
+                let want_raw = raw.1;
+                let mut alone = Vec::new();
+                let mut a = if wire { Out::wire(&mut alone) } else { Out::plain(&mut alone) };
+                json(&value, &mut a).unwrap();
+                let raw = a.raw();
+                proptest::prop_assert_eq!((raw, &alone), (want_raw, &want));
+            }
+        }
     }
 
     proptest::proptest! {

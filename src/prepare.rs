@@ -1,10 +1,12 @@
 //! A chunk → events per stream, ready to batch. Pure: no I/O, no clock.
 //!
 //! Each record is decoded ([`crate::decode`]), its message written in its wire form (escaped
-//! for the PutLogEvents body) into one buffer for the whole chunk ([`crate::encode`]), held
-//! to `max_event_size` (counted in the message's own bytes) by the `oversize_event` policy,
-//! and routed to its stream by the name templates ([`crate::template`]): names that depend
-//! only on the tag are rendered once per chunk, names from record keys once per record.
+//! for the PutLogEvents body) into one buffer for the whole chunk ([`crate::encode`], with
+//! one [`encode::Scratch`] for the chunk, so that entries repeated from one record to the
+//! next are copied, not encoded again), held to `max_event_size` (counted in the message's
+//! own bytes) by the `oversize_event` policy, and routed to its stream by the name templates
+//! ([`crate::template`]): names that depend only on the tag are rendered once per chunk,
+//! names from record keys once per record.
 //! Whatever is not turned into an event is counted in a [`Report`], by reason, for the
 //! instance to log.
 
@@ -103,38 +105,47 @@ pub fn prepare_with(
     let mut scratch = encode::Scratch::default();
     // Events per destination, in the order destinations first appear.
     let mut streams: Vec<(Destination, Vec<Event>)> = Vec::new();
-    for item in decode::records(chunk) {
+    let mut records = decode::records(chunk);
+    loop {
+        let start = p.messages.len();
+        // Without `log_key` the message is the whole body, written as the body is read
+        // (the record is walked once); the message bytes once written.
+        let mut whole = None;
+        let item = match &config.log_key {
+            None => records.next_read(|body| {
+                let mut out = encode::Out::wire(&mut p.messages);
+                let len = encode::json_with(body, &mut out, &mut scratch)?;
+                whole = Some(out.raw());
+                Ok(len)
+            }),
+            Some(_) => records.next(),
+        };
         let record = match item {
-            Item::Record(r) => r,
-            Item::Skipped(skip) => {
+            None => break,
+            Some(Item::Record(r)) => r,
+            Some(Item::Skipped(skip)) => {
                 *p.report.skipped.entry(skip).or_default() += 1;
                 continue;
             }
-            Item::Corrupt { offset, error } => {
+            Some(Item::Corrupt { offset, error }) => {
+                p.messages.truncate(start);
                 p.report.corrupt = Some((offset, error));
                 break;
             }
         };
         p.report.records += 1;
-        let start = p.messages.len();
-        let mut out = encode::Out::wire(&mut p.messages);
-        let encoded = match &config.log_key {
-            None => encode::json_with(record.body, &mut out, &mut scratch),
-            Some(key) => match decode::lookup(record.body, key.as_bytes()) {
-                Some(value) => encode::value_message(value, &mut out),
-                None => {
-                    p.report.missing_key += 1;
-                    continue;
-                }
-            },
+        let size = match &config.log_key {
+            None => whole.or_else(|| {
+                // Unreachable: `next_read` reads the body of every record it gives.
+                *p.report.skipped.entry(Skip::NotAnEvent).or_default() += 1;
+                None
+            }),
+            Some(key) => keyed_message(record.body, key, &mut p.messages, &mut p.report),
         };
-        let size = out.raw();
-        if encoded.is_err() {
-            // Unreachable for a record the decoder accepted; counted rather than trusted.
+        let Some(size) = size else {
             p.messages.truncate(start);
-            *p.report.skipped.entry(Skip::NotAnEvent).or_default() += 1;
             continue;
-        }
+        };
         if size == 0 {
             p.report.empty += 1;
             continue;
@@ -154,6 +165,29 @@ pub fn prepare_with(
     streams.retain(|(_, events)| !events.is_empty());
     p.streams = streams;
     p
+}
+
+/// Appends the message of the value of `key` in `body` to `messages`, in its wire form;
+/// returns its message bytes, or `None` (counted in `report`) if there is none.
+fn keyed_message(
+    body: &[u8],
+    key: &str,
+    messages: &mut Vec<u8>,
+    report: &mut Report,
+) -> Option<usize> {
+    let Some(value) = decode::lookup(body, key.as_bytes()) else {
+        report.missing_key += 1;
+        return None;
+    };
+    let mut out = encode::Out::wire(messages);
+    match encode::value_message(value, &mut out) {
+        Ok(()) => Some(out.raw()),
+        Err(_) => {
+            // Unreachable for a record the decoder accepted; counted rather than trusted.
+            *report.skipped.entry(Skip::NotAnEvent).or_default() += 1;
+            None
+        }
+    }
 }
 
 /// Names records' destinations: the templates in order of precedence, with fallbacks.
@@ -433,6 +467,54 @@ mod tests {
         let p = prepare(&config(Some("other")), "t", &chunk);
         assert!(p.streams.is_empty());
         assert_eq!(p.report.missing_key, 2);
+    }
+
+    proptest::proptest! {
+        /// Chunks of records of every shape, cut short or with a byte changed: reading each
+        /// body while encoding it (`next_read`) finds the same items as skipping each record
+        /// first (`next`), corrupt ones included.
+        #[test]
+        fn walking_records_once_finds_what_skipping_finds(
+            kinds in proptest::collection::vec(0..9usize, 0..8),
+            cut in proptest::num::usize::ANY,
+            change in proptest::option::of(
+                (proptest::num::usize::ANY, proptest::num::u8::ANY)
+            ),
+        ) {
+            let time = [0xd7, 0x00, 0, 0, 0, 1, 0, 0, 0, 0];
+            let v2 = |meta: &[u8], body: &[u8]| [&[0x92, 0x92][..], &time, meta, body].concat();
+            let mut chunk = Vec::new();
+            for kind in kinds {
+                match kind {
+                    0 => chunk.extend(record(1, &[0xa2, b'h', b'i'])),
+                    1 => chunk.extend(app_record("web")),
+                    2 => chunk.extend([&[0x92][..], &time, &[0x81, 0xa1, b'k', 0xc3]].concat()),
+                    3 => chunk.extend(record(u32::MAX, &[0x01])),
+                    4 => chunk.extend(v2(&[0x81, 0xc0, 0xc0], &[0x81, 0xc0, 0x01])),
+                    5 => chunk.extend([0x92, 0x01, 0x80]),
+                    6 => chunk.extend(v2(&[0x80], &[0xa1, b'x'])),
+                    7 => chunk.extend(record(2, &str32("\"é\n".repeat(70).as_bytes()))),
+                    // 1,000,000,000 nanoseconds: a bad time.
+                    _ => chunk.extend([
+                        0x92, 0x92, 0xd7, 0, 0, 0, 0, 1, 0x3b, 0x9a, 0xca, 0, 0x80, 0x80,
+                    ]),
+                }
+            }
+            if let Some((at, byte)) = change && !chunk.is_empty() {
+                let n = chunk.len();
+                chunk[at % n] = byte;
+            }
+            chunk.truncate(cut % (chunk.len() + 1));
+            let skipped: Vec<Item<'_>> = decode::records(&chunk).collect();
+            let (mut records, mut read) = (decode::records(&chunk), Vec::new());
+            let (mut scratch, mut buf) = (encode::Scratch::default(), Vec::new());
+            while let Some(item) = records.next_read(|body| {
+                encode::json_with(body, &mut encode::Out::wire(&mut buf), &mut scratch)
+            }) {
+                read.push(item);
+            }
+            proptest::prop_assert_eq!(read, skipped);
+        }
     }
 
     #[test]
