@@ -197,19 +197,15 @@ fn top_json(
     stack: &mut Vec<Frame>,
     memo: Option<&mut Memo>,
 ) -> Result<usize, Malformed> {
-    match bytes.first() {
-        Some(&b) if is_map(b) => map_json(bytes, out, stack, memo),
-        _ => {
-            let mut r = Reader::new(bytes);
-            json_in(&mut r, out, false, stack)?;
-            Ok(r.position())
-        }
+    let mut r = Reader::new(bytes);
+    if let Token::Map(n) = r.token()? {
+        let entries = bytes.get(r.position()..).unwrap_or_default();
+        let rest = map_json(entries, n, out, stack, memo)?;
+        return Ok(bytes.len() - rest.len());
     }
-}
-
-/// Whether `b` starts a map (fixmap, map 16, map 32).
-fn is_map(b: u8) -> bool {
-    matches!(b, 0x80..=0x8f | 0xde | 0xdf)
+    let mut r = Reader::new(bytes);
+    json_in(&mut r, out, false, stack)?;
+    Ok(r.position())
 }
 
 /// The top-level entries remembered, at most this many (the first ones of a map)...
@@ -274,29 +270,25 @@ impl Memo {
     }
 }
 
-/// The map `bytes` starts with, at the top: each entry copied from the memo (if there is
-/// one) or encoded and remembered; the common entries (a string key, a string or scalar
-/// value) are written without the container stack. Returns the map's length.
-fn map_json(
-    bytes: &[u8],
+/// The `n` entries of a map at the top, which `bytes` starts with (after the map's header):
+/// each copied from the memo (if there is one) or encoded and remembered; the common entries
+/// (a string key, a string or scalar value) are written without the container stack.
+/// Returns what follows the entries.
+fn map_json<'b>(
+    bytes: &'b [u8],
+    n: u32,
     out: &mut Out<'_>,
     stack: &mut Vec<Frame>,
     mut memo: Option<&mut Memo>,
-) -> Result<usize, Malformed> {
+) -> Result<&'b [u8], Malformed> {
     if let Some(memo) = memo.as_deref_mut()
         && memo.wire != out.wire
     {
         memo.wire = out.wire;
         memo.entries.clear();
     }
-    let mut r = Reader::new(bytes);
-    let Token::Map(n) = r.token()? else {
-        let mut r = Reader::new(bytes);
-        json_in(&mut r, out, false, stack)?;
-        return Ok(r.position());
-    };
     // The entries not yet written, and what follows the map.
-    let mut rest = bytes.get(r.position()..).unwrap_or_default();
+    let mut rest = bytes;
     out.punct(b'{');
     for i in 0..n as usize {
         if i > 0 {
@@ -324,7 +316,7 @@ fn map_json(
         rest = tail;
     }
     out.punct(b'}');
-    Ok(bytes.len() - rest.len())
+    Ok(rest)
 }
 
 /// Writes the one value at `r` (and everything nested in it), leaving `r` after it.
