@@ -231,7 +231,6 @@ impl Body {
             body: self.clone(),
             next: 0,
             sent: 0,
-            started: false,
         }
     }
 }
@@ -252,22 +251,20 @@ pub struct Pieces {
     body: Body,
     /// The batch's next event to write.
     next: usize,
-    /// Bytes handed on so far.
+    /// Bytes handed on so far (none: the head is still to come).
     sent: usize,
-    started: bool,
 }
 
 impl Pieces {
     /// The next piece, or `None` after the last.
     pub fn next_piece(&mut self) -> Option<Vec<u8>> {
-        let parts = &*self.body.0;
-        if self.started && self.next > parts.batch.len() {
+        if self.is_done() {
             return None;
         }
+        let parts = &*self.body.0;
         let mut piece = Vec::with_capacity(PIECE + PIECE / 4);
-        if !self.started {
+        if self.sent == 0 {
             piece.put(&parts.head);
-            self.started = true;
         }
         while piece.len() < PIECE {
             let Some(event) = parts.batch.get(self.next) else {
@@ -289,6 +286,11 @@ impl Pieces {
         self.sent += piece.len();
         Some(piece)
     }
+
+    /// Whether the tail was written: `next` is past the last event only then.
+    fn is_done(&self) -> bool {
+        self.next > self.body.0.batch.len()
+    }
 }
 
 impl http_body::Body for Pieces {
@@ -304,7 +306,7 @@ impl http_body::Body for Pieces {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.started && self.next > self.body.0.batch.len()
+        self.is_done()
     }
 
     fn size_hint(&self) -> SizeHint {

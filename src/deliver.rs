@@ -377,11 +377,12 @@ impl Deliverer {
         messages: &Arc<Vec<u8>>,
         batch: &[Event],
     ) -> Result<Rejected, AwsError> {
-        // Each attempt hashes its body (retries are rare), which is written piece by piece
-        // from the messages (escaped when they were encoded) as it is sent.
+        // Hashed once for every attempt; written piece by piece from the messages (escaped
+        // when they were encoded) each time it is sent.
+        let body = body::Body::new(destination, messages.clone(), batch);
         let put = async |client: Client| {
-            let body = body::Body::new(destination, messages.clone(), batch);
-            self.put(client, destination, body, batch.len()).await
+            self.put(client, destination, body.clone(), batch.len())
+                .await
         };
         match self
             .with_retries(budget, "PutLogEvents", destination, put)
