@@ -14,6 +14,7 @@ use aws_sdk_sts::error::ProvideErrorMetadata;
 use aws_sdk_sts::operation::assume_role::AssumeRoleError;
 use flb_out_cloudwatch::config::Config;
 use flb_out_cloudwatch::credentials;
+use flb_out_cloudwatch::log::causes;
 
 /// An AWS failure: the service's error code and message when it answered, else the chain
 /// of causes (connection refused, timeout, no credentials…).
@@ -84,7 +85,7 @@ pub async fn identity(sdk: &SdkConfig, config: &Config) -> Result<Identity, Fail
             },
             None => Failure {
                 code: None,
-                message: chain(&e),
+                message: causes(&e),
             },
         }),
     }
@@ -135,24 +136,8 @@ fn failure(err: &(dyn Error + 'static)) -> Failure {
     }
     Failure {
         code: None,
-        message: chain(err),
+        message: causes(err),
     }
-}
-
-/// Every cause of `err`, outermost first, joined by ": " (a cause whose text the one before
-/// already ends with is left out).
-fn chain(err: &(dyn Error + 'static)) -> String {
-    let mut text = err.to_string();
-    let mut cause = err.source();
-    while let Some(e) = cause {
-        let part = e.to_string();
-        if !part.is_empty() && !text.ends_with(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
-        }
-        cause = e.source();
-    }
-    text
 }
 
 #[cfg(test)]
