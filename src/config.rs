@@ -140,7 +140,7 @@ pub struct GroupOptions {
 pub struct CredentialOptions {
     /// `profile`: the shared-config profile of the base credentials.
     pub profile: Option<String>,
-    /// `credentials_endpoint`: an HTTP endpoint giving the base credentials.
+    /// `credentials_endpoint`: an HTTP(S) endpoint giving the base credentials.
     pub credentials_endpoint: Option<String>,
     pub role_session_name: Option<String>,
     /// `role_duration_seconds`.
@@ -550,14 +550,17 @@ fn kms_key_id(v: &str) -> Result<String, OptionError> {
 
 /// An `http://` URL (a container-credentials endpoint on the task's own network).
 fn credentials_endpoint(v: &str) -> Result<String, OptionError> {
-    let ok = v.starts_with("http://") && v.len() <= 2048 && !v.contains(char::is_whitespace);
+    let scheme = v.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+    let ok = matches!(scheme.as_deref(), Some("http" | "https"))
+        && v.len() <= 2048
+        && !v.contains(char::is_whitespace);
     if ok {
         Ok(v.to_owned())
     } else {
         Err(invalid(
             "credentials_endpoint",
             v,
-            "expected an http:// URL that returns AccessKeyId, SecretAccessKey, Token and Expiration",
+            "expected an http:// or https:// URL that returns AccessKeyId, SecretAccessKey, Token and Expiration",
         ))
     }
 }
@@ -1314,7 +1317,7 @@ mod tests {
             ("role_duration_seconds", "60", "from 900 to 43200"),
             ("role_session_name", "a b", "2 to 64 characters"),
             ("log_group_kms_key_id", "alias/x", "KMS key ARN"),
-            ("credentials_endpoint", "https://x", "http:// URL"),
+            ("credentials_endpoint", "ftp://x", "http:// or https:// URL"),
             ("extra_user_agent", "has space", "1 to 50 characters"),
             ("new_log_group_tags", "aws:x=1", "not starting with aws:"),
             ("log_stream_template", "$TAG[x]", "expected a number"),
@@ -1323,6 +1326,23 @@ mod tests {
             let e = with(&[("auto_create_group", "true"), (option, value)]).unwrap_err();
             assert_eq!(e.option, *option);
             assert!(e.to_string().contains(want), "{e}");
+        }
+    }
+
+    /// The Go plugin takes any URL; every http(s) one starts here too.
+    #[test]
+    fn credentials_endpoints() {
+        for url in [
+            "http://169.254.170.2/v2/credentials/x",
+            "https://creds.example.com:8443/x",
+            "HTTPS://creds.example.com",
+        ] {
+            let c = with(&[("credentials_endpoint", url)]).expect(url);
+            assert_eq!(c.credentials.credentials_endpoint.as_deref(), Some(url));
+        }
+        for url in ["ftp://x", "creds.example.com", "https://a b"] {
+            let e = with(&[("credentials_endpoint", url)]).unwrap_err();
+            assert_eq!(e.option, "credentials_endpoint");
         }
     }
 

@@ -3,7 +3,7 @@
 //!
 //! Base credentials come from `aws-config`'s default chain (environment, shared profile —
 //! `profile` picks one —, web identity, ECS container credentials, IMDS), or from
-//! `credentials_endpoint`, an HTTP endpoint read without any proxy. With `role_arn`, an
+//! `credentials_endpoint`, an HTTP(S) endpoint read without any proxy. With `role_arn`, an
 //! `AssumeRoleProvider` on top of them assumes the role through STS (the region's endpoint,
 //! or `sts_endpoint`), with `external_id`, `role_session_name` and `role_duration_seconds`;
 //! the SDK's identity cache keeps the temporary credentials and refreshes them before they
