@@ -37,7 +37,9 @@
 //!   With `--idle-seconds N`, the plugin first idles as a sidecar of a quiet application
 //!   does: a chunk of 10 records every second for N seconds, then VmRSS is taken (the
 //!   "RSS idle" column); the load follows, and its first chunk no longer pays the TLS
-//!   handshake. The idle phase's CPU is not counted.
+//!   handshake. The idle phase's CPU is not counted. With `--after-seconds N`, the same
+//!   quiet phase follows the load, then VmRSS again ("RSS after"): what the plugin still
+//!   holds once a burst is over.
 //!
 //! The floor: before the runs, the driver times SHA-256 (the `sha2` the bodies are hashed
 //! with for SigV4) and AES-256-GCM (ring's, as rustls seals TLS records) over 64 MiB each on
@@ -66,6 +68,7 @@ struct Options {
     latency_ms: Vec<u64>,
     repeat: usize,
     idle_seconds: u64,
+    after_seconds: u64,
 }
 
 fn options(args: &[String]) -> Options {
@@ -81,6 +84,9 @@ fn options(args: &[String]) -> Options {
         idle_seconds: env("E2E_IDLE_SECONDS")
             .and_then(|v| v.parse().ok())
             .unwrap_or(0),
+        after_seconds: env("E2E_AFTER_SECONDS")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0),
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -92,6 +98,7 @@ fn options(args: &[String]) -> Options {
             "--latency-ms" => o.latency_ms = list(&value()),
             "--repeat" => o.repeat = value().parse().expect("--repeat N"),
             "--idle-seconds" => o.idle_seconds = value().parse().expect("--idle-seconds N"),
+            "--after-seconds" => o.after_seconds = value().parse().expect("--after-seconds N"),
             _ => {} // `cargo bench` adds `--bench`; filters do not apply here
         }
     }
@@ -234,7 +241,8 @@ fn one_run(
         .args(["--records", &o.records.to_string()])
         .args(["--chunk-bytes", &o.chunk_bytes.to_string()])
         .args(["--threads", &threads.to_string()])
-        .args(["--idle-seconds", &o.idle_seconds.to_string()]);
+        .args(["--idle-seconds", &o.idle_seconds.to_string()])
+        .args(["--after-seconds", &o.after_seconds.to_string()]);
     clean_aws_environment(&mut cmd, cert, library);
     let out = cmd.output().expect("run the plugin");
     std::io::stderr().write_all(&out.stderr).ok();
@@ -342,10 +350,10 @@ impl Floor {
 fn print_row(row: &Row, floor: &Floor, header: bool) {
     if header {
         println!(
-            "\n| threads | latency | events | wall s | events/s | CPU s | CPU s / M events | first chunk CPU s | CPU s / M after it | init CPU s | RSS after Init MiB (anon) | RSS idle MiB (anon) | peak RSS MiB (anon) | requests (puts) | body bytes / event | floor s / M | endpoint CPU s | check |"
+            "\n| threads | latency | events | wall s | events/s | CPU s | CPU s / M events | first chunk CPU s | CPU s / M after it | init CPU s | RSS after Init MiB (anon) | RSS idle MiB (anon) | peak RSS MiB (anon) | RSS after MiB (anon) | requests (puts) | body bytes / event | floor s / M | endpoint CPU s | check |"
         );
         println!(
-            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
         );
     }
     let r = |k: &str| row.run.get(k).copied().unwrap_or(f64::NAN);
@@ -362,13 +370,14 @@ fn print_row(row: &Row, floor: &Floor, header: bool) {
     };
     let events = r("events");
     let cpu = r("flush_cpu_s");
-    let check = if e("events") == events + r("idle_events") && r("not_ok") == 0.0 {
-        "all stored"
-    } else {
-        "MISMATCH"
-    };
+    let check =
+        if e("events") == events + r("idle_events") + r("after_events") && r("not_ok") == 0.0 {
+            "all stored"
+        } else {
+            "MISMATCH"
+        };
     println!(
-        "| {} | {} ms | {} | {:.2} | {:.0} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {} | {} | {} | {} ({}) | {:.0} | {:.3} | {:.2} | {check} |",
+        "| {} | {} ms | {} | {:.2} | {:.0} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {} | {} | {} | {} | {} ({}) | {:.0} | {:.3} | {:.2} | {check} |",
         row.threads,
         row.latency_ms,
         events,
@@ -386,6 +395,11 @@ fn print_row(row: &Row, floor: &Floor, header: bool) {
             mem("idle")
         },
         mem("peak"),
+        if r("after_rss_kb").is_nan() {
+            "-".to_owned()
+        } else {
+            mem("after")
+        },
         e("requests"),
         e("puts"),
         e("body_bytes") / e("events"),
@@ -457,19 +471,24 @@ fn run(args: &[String]) {
     let chunk_bytes: usize = arg(args, "--chunk-bytes").parse().expect("chunk bytes");
     let threads: usize = arg(args, "--threads").parse().expect("threads");
     let idle_seconds: usize = arg(args, "--idle-seconds").parse().expect("idle seconds");
+    let after_seconds: usize = arg(args, "--after-seconds").parse().expect("after seconds");
 
     let chunks = common::firelens_chunks(records, chunk_bytes);
     let events: usize = chunks.iter().map(|(_, n)| n).sum();
-    // The idle phase's chunks: 10 records each (MessagePack chunks concatenate).
-    let idle_chunks: Vec<Vec<u8>> = common::firelens_chunks(IDLE_RECORDS * idle_seconds, 1)
-        .chunks(IDLE_RECORDS)
-        .map(|records| {
-            records
-                .iter()
-                .flat_map(|(c, _)| c.iter().copied())
-                .collect()
-        })
-        .collect();
+    // The quiet phases' chunks: 10 records each (MessagePack chunks concatenate).
+    let quiet_chunks = |seconds: usize| -> Vec<Vec<u8>> {
+        common::firelens_chunks(IDLE_RECORDS * seconds, 1)
+            .chunks(IDLE_RECORDS)
+            .map(|records| {
+                records
+                    .iter()
+                    .flat_map(|(c, _)| c.iter().copied())
+                    .collect()
+            })
+            .collect()
+    };
+    let idle_chunks = quiet_chunks(idle_seconds);
+    let after_chunks = quiet_chunks(after_seconds);
 
     // The baseline: the chunks are built; nothing of the plugin is loaded yet.
     let _ = std::fs::write("/proc/self/clear_refs", "5"); // VmHWM := VmRSS
@@ -493,19 +512,22 @@ fn run(args: &[String]) {
 
     // Idle, as a sidecar with a quiet application: a chunk of 10 records a second (Fluent
     // Bit's default flush interval), then the resident memory. Not counted as flush CPU.
-    let mut idle_not_ok = 0;
-    for chunk in &idle_chunks {
-        let at = Instant::now();
-        if output.flush(common::TAG, chunk) != flb_host::host::FLB_OK {
-            idle_not_ok += 1;
+    let quiet = |chunks: &[Vec<u8>]| -> (u64, f64, f64) {
+        let mut not_ok = 0;
+        for chunk in chunks {
+            let at = Instant::now();
+            if output.flush(common::TAG, chunk) != flb_host::host::FLB_OK {
+                not_ok += 1;
+            }
+            std::thread::sleep(Duration::from_secs(1).saturating_sub(at.elapsed()));
         }
-        std::thread::sleep(Duration::from_secs(1).saturating_sub(at.elapsed()));
-    }
-    let (idle_rss, idle_anon) = if idle_chunks.is_empty() {
-        (f64::NAN, f64::NAN)
-    } else {
-        (vm_kb("VmRSS"), vm_kb("RssAnon"))
+        if chunks.is_empty() {
+            (0, f64::NAN, f64::NAN)
+        } else {
+            (not_ok, vm_kb("VmRSS"), vm_kb("RssAnon"))
+        }
     };
+    let (idle_not_ok, idle_rss, idle_anon) = quiet(&idle_chunks);
     let idle_events = IDLE_RECORDS * idle_chunks.len();
     let (u1, s1) = cpu_seconds();
 
@@ -555,10 +577,14 @@ fn run(args: &[String]) {
     let (u2, s2) = cpu_seconds();
     let peak_rss = vm_kb("VmHWM");
     library_pages("after the load");
+    // The application goes quiet again: what the plugin still holds after the burst.
+    let (after_not_ok, after_rss, after_anon) = quiet(&after_chunks);
+    not_ok.fetch_add(after_not_ok, Relaxed);
+    let after_events = IDLE_RECORDS * after_chunks.len();
     output.exit();
     plugin.unregister();
     println!(
-        "RESULT events={events} chunks={} wall_s={wall:.4} init_cpu_s={:.4} flush_cpu_s={:.4} flush_user_s={:.4} flush_sys_s={:.4} first_events={first_events} first_cpu_s={:.4} base_rss_kb={base_rss} init_rss_kb={init_rss} idle_events={idle_events} idle_rss_kb={idle_rss} peak_rss_kb={peak_rss} base_anon_kb={base_anon} init_anon_kb={init_anon} idle_anon_kb={idle_anon} peak_anon_kb={} not_ok={}",
+        "RESULT events={events} chunks={} wall_s={wall:.4} init_cpu_s={:.4} flush_cpu_s={:.4} flush_user_s={:.4} flush_sys_s={:.4} first_events={first_events} first_cpu_s={:.4} base_rss_kb={base_rss} init_rss_kb={init_rss} idle_events={idle_events} idle_rss_kb={idle_rss} peak_rss_kb={peak_rss} base_anon_kb={base_anon} init_anon_kb={init_anon} idle_anon_kb={idle_anon} peak_anon_kb={} after_events={after_events} after_rss_kb={after_rss} after_anon_kb={after_anon} not_ok={}",
         chunks.len(),
         (u_init - u0) + (s_init - s0),
         (u2 - u1) + (s2 - s1),
