@@ -54,6 +54,11 @@ pub struct Instance {
 
 static NEXT_ID: AtomicUsize = AtomicUsize::new(0);
 
+/// A chunk at least this big makes its flush a big one: once such flushes pause, the memory
+/// they freed is given back to the system ([`runtime::BigFlush`]). Fluent Bit's chunks grow
+/// to ~2 MB under load; a quiet application's are a few KiB.
+const BIG_CHUNK: usize = 256 << 10;
+
 /// What the host offers an instance beyond its options (`abi` finds out): Fluent Bit's
 /// logger, the instance's metrics, the instance's name. Nothing on hosts that do not prove
 /// they have them (Fluent Bit 1.9.10): then stderr and the summary line, as before.
@@ -149,6 +154,9 @@ impl Instance {
     /// Delivers one chunk. Blocks until every event is delivered, or the delivery failed
     /// after the retries `retry_timeout` and `throttle_timeout` allow.
     pub fn flush(&self, tag: &[u8], chunk: &[u8]) -> Outcome {
+        // Dropped last, after the flush's buffers.
+        let _big = (chunk.len() >= BIG_CHUNK)
+            .then(|| runtime::BigFlush::start(&self.runtime, crate::abi::release_free_memory));
         let tag = String::from_utf8_lossy(tag);
         #[cfg(debug_assertions)]
         if tag == PANIC_TAG {
