@@ -235,7 +235,7 @@ fn quieting() -> std::sync::MutexGuard<'static, Quiet> {
     QUIETING.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// A big flush (one with a chunk of megabytes) while it runs. When the last one ends and
+/// A big flush (one whose chunk is big, see `instance::BIG_CHUNK`) while it runs. When the last one ends and
 /// none starts for [`QUIET`], `release` runs once, on the runtime's blocking pool.
 ///
 /// Why: malloc keeps what a thread freed for the next allocations (glibc gives each thread
