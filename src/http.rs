@@ -145,21 +145,13 @@ fn native_roots() -> Result<RootCertStore, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use flb_host::fake::{JsonServer, TLS_CERT};
+    use rustls::pki_types::CertificateDer;
     use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    use rustls::{ServerConfig, ServerConnection};
-    use std::io::{BufRead, BufReader};
-    use std::net::TcpListener;
-    use std::sync::Mutex;
-
-    /// A throwaway self-signed certificate for 127.0.0.1 and localhost (valid until 2126)
-    /// and its key, made for these tests with `openssl req -x509` (P-256, CA:FALSE).
-    const CERT: &[u8] = include_bytes!("../tests/tls/localhost.pem");
-    const KEY: &[u8] = include_bytes!("../tests/tls/localhost.key");
 
     fn trusting_the_test_certificate() -> Result<RootCertStore, String> {
         let mut roots = RootCertStore::empty();
-        let cert = CertificateDer::from_pem_slice(CERT).map_err(|e| e.to_string())?;
+        let cert = CertificateDer::from_pem_slice(TLS_CERT).map_err(|e| e.to_string())?;
         roots.add(cert).map_err(|e| e.to_string())?;
         Ok(roots)
     }
@@ -168,86 +160,47 @@ mod tests {
         Ok(RootCertStore::empty())
     }
 
-    /// An HTTPS server on 127.0.0.1 answering one request per connection with `body`;
-    /// returns its port and the request heads it received.
-    fn https_server(body: &'static str) -> (u16, Arc<Mutex<Vec<String>>>) {
-        let cert = CertificateDer::from_pem_slice(CERT).unwrap();
-        let key = PrivateKeyDer::from_pem_slice(KEY).unwrap();
-        let config = ServerConfig::builder_with_provider(Arc::new(ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(vec![cert], key)
-            .unwrap();
-        let config = Arc::new(config);
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let heads = seen.clone();
-        std::thread::spawn(move || {
-            for conn in listener.incoming().flatten() {
-                let session = ServerConnection::new(config.clone()).unwrap();
-                let mut tls = StreamOwned::new(session, conn);
-                let mut head = String::new();
-                let mut reader = BufReader::new(&mut tls);
-                loop {
-                    let mut line = String::new();
-                    match reader.read_line(&mut line) {
-                        Ok(n) if n > 0 && line != "\r\n" => head.push_str(&line),
-                        _ => break,
-                    }
-                }
-                if head.is_empty() {
-                    continue; // the handshake failed: nothing was sent
-                }
-                heads.lock().unwrap().push(head);
-                let answer = format!(
-                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = tls.write_all(answer.as_bytes());
-                tls.conn.send_close_notify();
-                let _ = tls.flush();
-            }
-        });
-        (port, seen)
+    fn creds_server() -> JsonServer {
+        JsonServer::start_https(vec![(
+            "/creds?x=1",
+            vec![(200, r#"{"AccessKeyId":"AKIA"}"#.to_owned())],
+        )])
     }
 
     #[test]
     fn an_https_endpoint_is_read_when_its_certificate_is_trusted() {
-        let (port, heads) = https_server(r#"{"AccessKeyId":"AKIA"}"#);
-        let url = format!("https://127.0.0.1:{port}/creds?x=1");
+        let server = creds_server();
         let (status, body) = get_trusting(
-            &url,
+            &server.url("/creds?x=1"),
             &[("Authorization", "token-1")],
             Duration::from_secs(5),
             trusting_the_test_certificate,
         )
         .expect("get");
         assert_eq!((status, body.as_str()), (200, r#"{"AccessKeyId":"AKIA"}"#));
-        let heads = heads.lock().unwrap();
+        assert_eq!(server.hits("/creds?x=1"), 1);
+        let headers = server.last_headers();
         assert!(
-            heads[0].starts_with("GET /creds?x=1 HTTP/1.0\r\n"),
-            "{heads:?}"
+            headers.contains(&("Authorization".to_owned(), "token-1".to_owned())),
+            "{headers:?}"
         );
-        assert!(heads[0].contains("Authorization: token-1\r\n"), "{heads:?}");
     }
 
     #[test]
     fn an_untrusted_certificate_fails_before_anything_is_sent() {
-        let (port, heads) = https_server("{}");
-        let url = format!("https://127.0.0.1:{port}/creds");
+        let server = creds_server();
         let e = get_trusting(
-            &url,
+            &server.url("/creds?x=1"),
             &[("Authorization", "token-2")],
             Duration::from_secs(5),
             trusting_nothing,
         )
         .unwrap_err();
         assert!(e.contains("certificate"), "{e}");
-        // The server answers nothing and records no request: the token never left.
+        // The server read no request: the token never left.
         std::thread::sleep(Duration::from_millis(100));
-        assert!(heads.lock().unwrap().is_empty());
+        assert_eq!(server.hits("/creds?x=1"), 0);
+        assert!(server.last_headers().is_empty());
     }
 
     #[test]

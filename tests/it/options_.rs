@@ -2,10 +2,9 @@
 //! moto, the CloudWatch stub, a fake ECS metadata / credentials endpoint, a proxy.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
 
 use crate::support::*;
-use flb_host::fake::{JsonServer, Proxy};
+use flb_host::fake::{JsonServer, Proxy, tls_file};
 use flb_host::msgpack::{Format, Writer};
 use flb_host::stub::{Rules, Stub};
 
@@ -301,29 +300,34 @@ fn class_log_format_and_user_agent_reach_the_wire() {
     );
 }
 
+/// The answer of a credentials endpoint.
+const ENDPOINT_CREDS: &str = r#"{"AccessKeyId":"AKIAENDPOINTCREDS000","SecretAccessKey":"endpoint-secret","Token":"endpoint-token","Expiration":"2099-01-01T00:00:00Z"}"#;
+
+/// The child of the credentials_endpoint tests: Init with `credentials_endpoint` = $CREDS
+/// against moto at $MOTO, one flush of two records, which must answer `want`.
+fn flush_with_endpoint_credentials(want: i32) {
+    let out = plugin()
+        .init(&opts(&[
+            ("region", REGION),
+            ("log_group_name", "/g"),
+            ("log_stream_name", "s"),
+            ("auto_create_group", "true"),
+            ("credentials_endpoint", &var("CREDS")),
+            ("endpoint", &var("MOTO")),
+        ]))
+        .expect("init");
+    assert_eq!(out.flush("t", &app_chunk(&["a", "b"])), want);
+    assert_eq!(out.exit(), FLB_OK);
+}
+
 /// credentials_endpoint gives the base credentials (the task has no keys of its own here).
 #[test]
 fn credentials_endpoint_gives_the_base_credentials() {
     if is_child() {
-        let out = plugin()
-            .init(&opts(&[
-                ("region", REGION),
-                ("log_group_name", "/g"),
-                ("log_stream_name", "s"),
-                ("auto_create_group", "true"),
-                ("credentials_endpoint", &var("CREDS")),
-                ("endpoint", &var("MOTO")),
-            ]))
-            .expect("init");
-        assert_eq!(out.flush("t", &app_chunk(&["a", "b"])), FLB_OK);
-        assert_eq!(out.exit(), FLB_OK);
-        return;
+        return flush_with_endpoint_credentials(FLB_OK);
     }
     let moto = Moto::start_at(Some(1_795_551_844_000)).expect("moto");
-    let creds = JsonServer::start(vec![(
-        "/creds",
-        vec![(200, r#"{"AccessKeyId":"AKIAENDPOINTCREDS000","SecretAccessKey":"endpoint-secret","Token":"endpoint-token","Expiration":"2099-01-01T00:00:00Z"}"#.into())],
-    )]);
+    let creds = JsonServer::start(vec![("/creds", vec![(200, ENDPOINT_CREDS.into())])]);
     let log = stderr(&run_child(
         "options_::credentials_endpoint_gives_the_base_credentials",
         &[
@@ -350,39 +354,23 @@ fn credentials_endpoint_gives_the_base_credentials() {
 #[test]
 fn credentials_endpoint_over_https_checks_the_certificate() {
     if is_child() {
-        let out = plugin()
-            .init(&opts(&[
-                ("region", REGION),
-                ("log_group_name", "/g"),
-                ("log_stream_name", "s"),
-                ("auto_create_group", "true"),
-                ("credentials_endpoint", &var("CREDS")),
-                ("endpoint", &var("MOTO")),
-            ]))
-            .expect("init");
         let want = if var("TRUSTED") == "1" {
             FLB_OK
         } else {
             FLB_RETRY
         };
-        assert_eq!(out.flush("t", &app_chunk(&["a", "b"])), want);
-        assert_eq!(out.exit(), FLB_OK);
-        return;
+        return flush_with_endpoint_credentials(want);
     }
-    let dir = env!("CARGO_MANIFEST_DIR");
-    let (port, requests) = https_json(
-        r#"{"AccessKeyId":"AKIAENDPOINTCREDS000","SecretAccessKey":"endpoint-secret","Token":"endpoint-token","Expiration":"2099-01-01T00:00:00Z"}"#,
-    );
-    let creds = format!("https://127.0.0.1:{port}/creds");
+    let creds = JsonServer::start_https(vec![("/creds", vec![(200, ENDPOINT_CREDS.into())])]);
     let moto = Moto::start_at(Some(1_795_551_844_000)).expect("moto");
     for (trusted, roots) in [("1", "localhost.pem"), ("0", "other.pem")] {
         let log = stderr(&run_child(
             "options_::credentials_endpoint_over_https_checks_the_certificate",
             &[
                 ("MOTO", &moto.url()),
-                ("CREDS", &creds),
+                ("CREDS", &creds.url("/creds")),
                 ("TRUSTED", trusted),
-                ("SSL_CERT_FILE", &format!("{dir}/tests/tls/{roots}")),
+                ("SSL_CERT_FILE", &tls_file(roots)),
                 ("SSL_CERT_DIR", ""),
                 ("AWS_ACCESS_KEY_ID", ""),
                 ("AWS_SECRET_ACCESS_KEY", ""),
@@ -396,63 +384,11 @@ fn credentials_endpoint_over_https_checks_the_certificate() {
             );
         }
     }
-    assert_eq!(
-        requests.lock().unwrap().len(),
-        1,
-        "only the trusting run asked"
-    );
+    assert_eq!(creds.hits("/creds"), 1, "only the trusting run asked");
     assert_eq!(
         Account::source(&moto.url(), REGION).events("/g", "s").len(),
         2
     );
-}
-
-/// An HTTPS server on 127.0.0.1 with the certificate of `tests/tls` (for 127.0.0.1),
-/// answering `body` to every request; returns its port and the request lines it got.
-fn https_json(body: &'static str) -> (u16, Arc<Mutex<Vec<String>>>) {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    use std::io::{BufRead, BufReader, Write};
-    let dir = env!("CARGO_MANIFEST_DIR");
-    let cert = CertificateDer::from_pem_file(format!("{dir}/tests/tls/localhost.pem")).unwrap();
-    let key = PrivateKeyDer::from_pem_file(format!("{dir}/tests/tls/localhost.key")).unwrap();
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(vec![cert], key)
-    .unwrap();
-    let config = Arc::new(config);
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let requests = Arc::new(Mutex::new(Vec::new()));
-    let seen = requests.clone();
-    std::thread::spawn(move || {
-        for conn in listener.incoming().flatten() {
-            let session = rustls::ServerConnection::new(config.clone()).unwrap();
-            let mut tls = rustls::StreamOwned::new(session, conn);
-            let mut first = String::new();
-            let mut reader = BufReader::new(&mut tls);
-            if reader.read_line(&mut first).unwrap_or(0) == 0 {
-                continue; // the handshake failed: no request
-            }
-            let mut line = String::new();
-            while reader.read_line(&mut line).unwrap_or(0) > 0 && line != "\r\n" {
-                line.clear();
-            }
-            seen.lock().unwrap().push(first);
-            let answer = format!(
-                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = tls.write_all(answer.as_bytes());
-            tls.conn.send_close_notify();
-            let _ = tls.flush();
-        }
-    });
-    (port, requests)
 }
 
 /// HTTP_PROXY carries the STS and CloudWatch Logs calls; the ECS metadata endpoint and the
