@@ -470,16 +470,6 @@ fn a_refused_role_duration_falls_back_to_one_hour() {
     );
 }
 
-/// Resident anonymous memory of this process (heap, stacks), in KiB.
-fn rss_anon_kb() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("RssAnon:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
 /// Four 2 MB chunks flushed at once, then a pause: the memory their flushes freed goes
 /// back to the system. (It stayed in the flush threads' malloc arenas before: a sidecar
 /// kept its burst's peak for good, 16 MiB anonymous in the e2e bench's four-thread run.)
@@ -491,7 +481,7 @@ fn a_burst_s_memory_is_given_back_once_it_pauses() {
         let chunks: Vec<Vec<u8>> = (0..4)
             .map(|i| chunk(4_000, &format!("{i} {padding}")))
             .collect();
-        let before = rss_anon_kb();
+        let before = status_kb("RssAnon");
         // Twice: malloc maps the first big buffers apart and unmaps them when freed; only
         // then does it raise its threshold, and later ones stay in the threads' arenas.
         for _ in 0..2 {
@@ -502,13 +492,13 @@ fn a_burst_s_memory_is_given_back_once_it_pauses() {
                 }
             });
         }
-        let after_burst = rss_anon_kb();
+        let after_burst = status_kb("RssAnon");
         // At least half of what the burst added goes back. The release comes 5 s after the
         // last big flush ended; wait for it, at most 60 s.
-        let given_back = |now: u64| now < before + (after_burst - before) / 2;
+        let given_back = |now: usize| now < before + (after_burst - before) / 2;
         let mut now = after_burst;
         for _ in 0..600 {
-            now = rss_anon_kb();
+            now = status_kb("RssAnon");
             if given_back(now) {
                 break;
             }

@@ -816,13 +816,7 @@ fn every_valid_record_of_a_hostile_chunk_is_delivered() {
 
 /// The process's peak virtual size, which every mapping counts in, touched or not.
 fn vm_peak() -> usize {
-    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
-    let kb = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmPeak:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<usize>().ok())
-        .expect("VmPeak");
-    kb * 1024
+    status_kb("VmPeak") * 1024
 }
 
 /// Preparing a chunk takes memory proportional to the chunk, never to what it claims: each

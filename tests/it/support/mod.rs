@@ -136,6 +136,16 @@ pub fn assert_exactly_once(stored: Vec<(i64, String)>, want: impl IntoIterator<I
     assert_eq!(counts.len(), want.len(), "nothing else stored");
 }
 
+/// A field of this process's `/proc/self/status` in KiB (`VmPeak`, `RssAnon`, …).
+pub fn status_kb(field: &str) -> usize {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("{field} in /proc/self/status"))
+}
+
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
