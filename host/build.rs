@@ -8,9 +8,14 @@ use std::process::Command;
 fn main() {
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR"));
     let cc = std::env::var("CC").unwrap_or_else(|_| "cc".to_owned());
+    // The byte of the output instance that holds its worker count (`tp_workers`), per
+    // version (host.rs, `InstanceLayout`).
     for (name, defines) in [
-        ("libflbhost_v5.so", &["-DFLB_HOST_V5"][..]),
-        ("libflbhost_v1.so", &[][..]),
+        (
+            "libflbhost_v5.so",
+            &["-DFLB_HOST_V5", "-DFLBHOST_TP_WORKERS_OFFSET=872"][..],
+        ),
+        ("libflbhost_v1.so", &["-DFLBHOST_TP_WORKERS_OFFSET=608"][..]),
     ] {
         let status = Command::new(&cc)
             .args(["-shared", "-fPIC", "-O1", "-Wall", "-o"])

@@ -8,6 +8,7 @@
  *     flb_output_get_cmt_instance, flb_log_print, cmt_counter_create, cmt_counter_add,
  *     cmt_counter_inc.
  *   not defined: what v1.9.10 exports of those: flb_log_print and cmt_counter_create only.
+ *   Both: flb_output_set_property (for `workers`; see below).
  *
  * flb_log_print writes `[host:LEVEL] message` lines to stderr, so tests can tell lines that
  * went through the host from the plugin's own. The counters are a small cmetrics stand-in:
@@ -19,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <pthread.h>
 
 struct fake_instance {        /* flb-host's FakeInstance, #[repr(C)] */
@@ -43,6 +45,26 @@ void flb_log_print(int type, const char *file, int line, const char *fmt, ...)
     fprintf(stderr, "[host:%s] %s\n", (type >= 0 && type <= 5) ? names[type] : "?", buf);
     fflush(stderr);
     pthread_mutex_unlock(&lock);
+}
+
+/*
+ * flb_output_set_property, as far as the plugin uses it: `workers` sets the instance's
+ * worker count (`tp_workers`), which flb-host reads after Init to choose the thread a flush
+ * runs on. It lies where Fluent Bit has it (FLBHOST_TP_WORKERS_OFFSET: byte 608 of v1.9.10's
+ * 696-byte instance, 872 of v5.1.1's 968, with Fluent Bit's default build options), inside
+ * an instance as big as the real one, so that a plugin looking for it must find it as it
+ * would in Fluent Bit. Both versions export the function. Other keys are accepted and
+ * ignored (the plugin sets none).
+ */
+int flb_output_set_property(void *ins, const char *k, const char *v)
+{
+    if (ins == NULL || k == NULL) {
+        return -1;
+    }
+    if (strcasecmp(k, "workers") == 0 && v != NULL) {
+        *(int *) ((char *) ins + FLBHOST_TP_WORKERS_OFFSET) = atoi(v);
+    }
+    return 0;
 }
 
 /* The cmetrics stand-in. */

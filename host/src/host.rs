@@ -27,8 +27,8 @@
 use std::collections::HashMap;
 use std::ffi::{CStr, CString, c_char, c_int, c_void};
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::{Mutex, OnceLock};
 
 use libloading::Library;
 
@@ -78,14 +78,43 @@ enum ApiBox {
     V5(#[allow(dead_code)] Box<ApiV5>),
 }
 
-/// What `o_ins` points at: the instance's properties (keys lower-cased), its name and its
-/// `log_level`, as the C stand-in of the host reads them (`struct fake_instance`).
+/// The start of what `o_ins` points at: the instance's properties (keys lower-cased), its
+/// name and its `log_level`, as the C stand-in of the host reads them (`struct
+/// fake_instance`). The whole instance is as big as Fluent Bit's ([`InstanceLayout`]), with
+/// the worker count where Fluent Bit keeps it.
 #[repr(C)]
 struct FakeInstance {
     properties: *const Properties,
     name: *const c_char,
     log_level: c_int,
 }
+
+/// Where Fluent Bit's `struct flb_output_instance` keeps its worker count (`tp_workers`),
+/// and its size, with the default build options: v1.9.10 608 of 696 bytes, v5.1.1 872 of
+/// 968 (v4.1.2: 768 of 864). Read with `offsetof` on each version's headers.
+#[derive(Debug, Clone, Copy)]
+struct InstanceLayout {
+    tp_workers: usize,
+    size: usize,
+}
+
+impl InstanceLayout {
+    fn of(kind: HostKind) -> InstanceLayout {
+        match kind {
+            HostKind::V5 => InstanceLayout {
+                tp_workers: 872,
+                size: 968,
+            },
+            HostKind::V1 | HostKind::Bare => InstanceLayout {
+                tp_workers: 608,
+                size: 696,
+            },
+        }
+    }
+}
+
+/// The name Fluent Bit gives its engine thread, where an output without `workers` flushes.
+pub const ENGINE_THREAD: &str = "flb-pipeline";
 
 type GetPropertyFn = unsafe extern "C" fn(*const c_char, *mut c_void) -> *const c_char;
 
@@ -293,10 +322,16 @@ impl Plugin {
     pub fn init(&'static self, properties: &[(&str, &str)]) -> Result<Output, c_int> {
         static INSTANCES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
         let mut log_level = 3; // info
+        let mut workers: c_int = 0; // Go-ABI outputs: no worker unless `workers` is set
         let props = Box::new(Properties(
             properties
                 .iter()
                 .filter(|(k, v)| {
+                    if k.eq_ignore_ascii_case("workers") {
+                        // Fluent Bit's own property: atoi into the instance, never listed.
+                        workers = v.trim().parse().unwrap_or(0);
+                        return false;
+                    }
                     if !k.eq_ignore_ascii_case("log_level") {
                         return true;
                     }
@@ -324,11 +359,18 @@ impl Plugin {
             INSTANCES.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         ))
         .expect("name");
-        let instance = Box::new(FakeInstance {
-            properties: &*props,
-            name: name.as_ptr(),
-            log_level,
-        });
+        let layout = InstanceLayout::of(host_kind());
+        let mut instance = vec![0u64; layout.size / 8].into_boxed_slice();
+        // SAFETY: the buffer is 8-aligned and larger than the header and the count.
+        unsafe {
+            let base = instance.as_mut_ptr().cast::<u8>();
+            base.cast::<FakeInstance>().write(FakeInstance {
+                properties: &*props,
+                name: name.as_ptr(),
+                log_level,
+            });
+            base.add(layout.tp_workers).cast::<c_int>().write(workers);
+        }
         let api = match host_kind() {
             HostKind::V5 => {
                 let reader = host_symbol(b"flbhost_set_property_reader\0");
@@ -369,7 +411,7 @@ impl Plugin {
         let mut go = Box::new(GoOutputPlugin {
             name: std::ptr::null_mut(),
             api: api_ptr,
-            o_ins: (&*instance as *const FakeInstance).cast_mut().cast(),
+            o_ins: instance.as_mut_ptr().cast(),
             context: &mut *context,
         });
         // SAFETY: every pointer in `go` is valid for the call.
@@ -379,9 +421,28 @@ impl Plugin {
         }
         self.last_context
             .store(context.remote_context, Ordering::SeqCst);
+        // As `flb_output_init_all` does right after the Init callback: a worker thread per
+        // `tp_workers` (whatever the plugin set it to), else flushes on the engine thread.
+        // SAFETY: within the buffer, written above or by the host's setter.
+        let workers = unsafe {
+            instance
+                .as_ptr()
+                .cast::<u8>()
+                .add(layout.tp_workers)
+                .cast::<c_int>()
+                .read()
+        };
+        let worker_names = (0..workers.max(0))
+            .map(|i| format!("flb-out-{}-w{i}", name.to_string_lossy()))
+            .collect::<Vec<_>>();
         Ok(Output {
             plugin: self,
             context: context.remote_context,
+            workers: worker_names
+                .into_iter()
+                .map(|n| (n, Mutex::new(())))
+                .collect(),
+            next_worker: std::sync::atomic::AtomicUsize::new(0),
             _props: props,
             _instance: instance,
             _name: name,
@@ -423,8 +484,12 @@ unsafe extern "C" fn get_property(key: *const c_char, o_ins: *mut c_void) -> *co
 pub struct Output {
     plugin: &'static Plugin,
     context: *mut c_void,
+    /// The output's worker threads (their names; each runs one flush at a time, as a real
+    /// worker does when the flush blocks it); none: flushes run on the engine thread.
+    workers: Vec<(String, Mutex<()>)>,
+    next_worker: std::sync::atomic::AtomicUsize,
     _props: Box<Properties>,
-    _instance: Box<FakeInstance>,
+    _instance: Box<[u64]>,
     _name: CString,
     _api: ApiBox,
 }
@@ -433,19 +498,43 @@ pub struct Output {
 unsafe impl Send for Output {}
 unsafe impl Sync for Output {}
 
+/// The engine thread: one per process, running one flush at a time.
+static ENGINE: Mutex<()> = Mutex::new(());
+
 impl Output {
-    /// `FLBPluginFlushCtx` on a fresh thread with Fluent Bit v1.9.10's 24 KiB stack (with a
-    /// guard page, so an overflow is a crash here instead of silent corruption).
+    /// `FLBPluginFlushCtx` as Fluent Bit calls it: on one of the output's worker threads
+    /// (`flb-out-<name>-w<N>`, in turn), or on the engine thread (`flb-pipeline`) when it
+    /// has none; each of them runs one flush at a time. The call runs on a thread of that
+    /// name with Fluent Bit v1.9.10's 24 KiB coroutine stack (with a guard page, so an
+    /// overflow is a crash here instead of silent corruption).
     pub fn flush(&self, tag: &str, chunk: &[u8]) -> c_int {
         self.flush_on_stack(tag, chunk, FLUSH_STACK_SIZE)
+    }
+
+    /// The name of the thread the next flushes run on: [`ENGINE_THREAD`] or the workers'.
+    pub fn flush_threads(&self) -> Vec<String> {
+        if self.workers.is_empty() {
+            return vec![ENGINE_THREAD.to_owned()];
+        }
+        self.workers.iter().map(|(n, _)| n.clone()).collect()
     }
 
     pub fn flush_on_stack(&self, tag: &str, chunk: &[u8], stack: usize) -> c_int {
         let tag = CString::new(tag).expect("no NUL in tags");
         let (flush, ctx) = (self.plugin.flush_ctx, self.context as usize);
+        let (thread, _busy) = if self.workers.is_empty() {
+            (
+                ENGINE_THREAD.to_owned(),
+                ENGINE.lock().unwrap_or_else(|e| e.into_inner()),
+            )
+        } else {
+            let i = self.next_worker.fetch_add(1, Ordering::Relaxed) % self.workers.len();
+            let (name, busy) = &self.workers[i];
+            (name.clone(), busy.lock().unwrap_or_else(|e| e.into_inner()))
+        };
         std::thread::scope(|s| {
             std::thread::Builder::new()
-                .name("flb-coroutine".into())
+                .name(thread)
                 .stack_size(stack)
                 .spawn_scoped(s, || {
                     // SAFETY: the context Init gave us; data and tag valid for the call.

@@ -161,6 +161,7 @@ fn concurrent_flushes_deliver_every_event_once() {
                 ("log_key", "log"),
                 ("auto_create_group", "yes"),
                 ("endpoint", &url),
+                ("workers", "4"), // THREADS: Fluent Bit flushes on that many threads at once
             ])
             .expect("init");
         std::thread::scope(|s| {

@@ -476,7 +476,10 @@ fn a_refused_role_duration_falls_back_to_one_hour() {
 #[test]
 fn a_burst_s_memory_is_given_back_once_it_pauses() {
     if is_child() {
-        let out = plugin().init(&options(&var("STUB"), &[])).expect("init");
+        // Four flushes at once: four worker threads of Fluent Bit's.
+        let out = plugin()
+            .init(&options(&var("STUB"), &[("workers", "4")]))
+            .expect("init");
         let padding = "x".repeat(500);
         let chunks: Vec<Vec<u8>> = (0..4)
             .map(|i| chunk(4_000, &format!("{i} {padding}")))

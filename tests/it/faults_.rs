@@ -154,7 +154,10 @@ fn a_retried_chunk_does_not_duplicate_accepted_batches() {
 #[test]
 fn concurrent_flushes_into_three_streams_with_faults() {
     if is_child() {
-        let out = init(&var("STUB"), &[("max_concurrent_requests", "2")]);
+        let out = init(
+            &var("STUB"),
+            &[("max_concurrent_requests", "2"), ("workers", "4")],
+        );
         std::thread::scope(|s| {
             for t in 0..4 {
                 let out = &out;
