@@ -10,9 +10,10 @@
 
 use std::ffi::{CStr, CString, c_char, c_int, c_void};
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
-use crate::instance::{Host, Instance, Outcome};
+use crate::instance::{Host, HostThread, Instance, Outcome, Workers};
 use crate::log::{HostLog, Level};
 use crate::metrics::{HostCounters, SERIES};
 
@@ -227,9 +228,12 @@ pub unsafe extern "C" fn FLBPluginInit(plugin: *mut c_void) -> c_int {
             )
         };
         // SAFETY: `api` is the host's struct, `o_ins` its instance, both valid during Init.
-        let host = unsafe { host_api(plugin.api, o_ins) };
+        let mut host = unsafe { host_api(plugin.api, o_ins) };
+        // SAFETY: the host's instance, valid during Init, on the thread that inits it.
+        host.workers = unsafe { ensure_a_worker(o_ins) };
         match Instance::start(get, host) {
             Some(instance) => {
+                hook_stop_signals();
                 let instance = Arc::into_raw(Arc::new(instance));
                 LIVE.lock()
                     .unwrap_or_else(PoisonError::into_inner)
@@ -322,6 +326,7 @@ unsafe fn host_api(api: *const FlbApi, o_ins: *mut c_void) -> Host {
         name,
         log: Some(Box::new(log)),
         counters: counters.map(|c| Arc::new(c) as Arc<dyn HostCounters>),
+        workers: Workers::Unknown,
     }
 }
 
@@ -540,10 +545,13 @@ pub unsafe extern "C" fn FLBPluginFlushCtx(
         };
         let lent = Lent::new(tag, chunk);
         let log = instance.clone();
+        let thread = host_thread();
         let code = flush_code(offload(move || {
+            // Fluent Bit puts its own handlers back on some signals (SIGHUP, SIGCONT).
+            hook_stop_signals();
             // SAFETY: in the offload of the call that lent them (see `Lent`).
             let (tag, chunk) = unsafe { lent.get() };
-            instance.flush(tag, chunk)
+            instance.flush_from(thread, tag, chunk)
         }));
         // On Fluent Bit's thread: the flush's lines go to Fluent Bit's log.
         log.drain_log();
@@ -598,8 +606,225 @@ pub unsafe extern "C" fn FLBPluginExitCtx(remote_ctx: *mut c_void) -> c_int {
         instance.exit();
         drop(instance);
         crate::runtime::release();
+        if !crate::runtime::is_running() {
+            // The last instance: the host may unload us next.
+            unhook_stop_signals();
+            crate::shutdown::STOP.reset();
+        }
         FLB_OK
     })
+}
+
+/// `int flb_output_set_property(struct flb_output_instance *ins, const char *k, const char *v)`.
+type SetPropertyFn = unsafe extern "C" fn(*mut c_void, *const c_char, *const c_char) -> c_int;
+
+/// How many bytes of the host's output instance [`ensure_a_worker`] reads, looking for its
+/// worker count (`tp_workers`: byte 608 of 696 on v1.9.10, 768 of 864 on v4.1.2, 872 of 968
+/// on v5.1.1, with Fluent Bit's default build options; `docs/fluent-bit-abi.md`).
+const INSTANCE_WINDOW: usize = 4096;
+/// What the probe sets `workers` to first, to find it: a value no other field of the
+/// instance has by chance, and never left there.
+const PROBE_WORKERS: c_int = 5087;
+
+/// Makes sure Fluent Bit runs this instance's flushes on a worker thread, as it does for
+/// its C plugin (which declares one worker), not on its engine thread (what a Go-ABI output
+/// gets when `workers` is unset: `workers` is then 0).
+///
+/// The host creates an output's worker threads right after its Init callback returns, from
+/// the instance's worker count, which `flb_output_set_property(ins, "workers", v)` sets
+/// (Fluent Bit 1.9.10 to 5.1.x; the binary exports it). That count is not a property the
+/// plugin can read (`workers` never reaches the property list), and where it lies in the
+/// instance differs per version, so it is found: read the instance's first
+/// [`INSTANCE_WINDOW`] bytes, set `workers` to [`PROBE_WORKERS`], read, set it to 1, read.
+/// The one `int` that read something else, then [`PROBE_WORKERS`], then 1 is the count, and
+/// what it read first is what the `[OUTPUT]` set: a count above 0 is put back, 0 (unset,
+/// or `workers 0`: the host keeps no difference) stays 1.
+///
+/// The reads go through `/proc/self/mem`, which copies what is mapped and fails where
+/// nothing is, so bytes past the instance's end (other heap data) are read without any
+/// fault and are only compared. Nothing is written but through the host's own setter. No
+/// setter, or an unreadable `/proc/self/mem`: nothing is touched ([`Workers::Unknown`]).
+///
+/// # Safety
+/// `o_ins` is the host's output instance, during Init, on the thread that inits it.
+unsafe fn ensure_a_worker(o_ins: *mut c_void) -> Workers {
+    let set = host_symbol(c"flb_output_set_property");
+    let Ok(memory) = std::fs::File::open("/proc/self/mem") else {
+        return Workers::Unknown;
+    };
+    let read = || read_own_memory(&memory, o_ins as usize, INSTANCE_WINDOW);
+    let before = read();
+    if set.is_null() || o_ins.is_null() || before.is_empty() {
+        return Workers::Unknown;
+    }
+    // SAFETY: exported by the host under this name, with this signature.
+    let set = unsafe { std::mem::transmute::<*const c_void, SetPropertyFn>(set) };
+    let set_workers = |value: &CStr| {
+        // SAFETY: the host's instance during Init; NUL-terminated strings it copies.
+        unsafe { set(o_ins, c"workers".as_ptr(), value.as_ptr()) }
+    };
+    set_workers(c"5087");
+    let marked = read();
+    set_workers(c"1");
+    let after = read();
+    match find_worker_count(&before, &marked, &after) {
+        Some(set_by_user) if set_by_user > 0 => {
+            let Ok(value) = CString::new(set_by_user.to_string()) else {
+                return Workers::Forced;
+            };
+            set_workers(&value);
+            Workers::Kept(set_by_user.unsigned_abs())
+        }
+        Some(_) => Workers::Enabled,
+        None => Workers::Forced,
+    }
+}
+
+/// The value before the probe of the one `int` of the window that read something else,
+/// then [`PROBE_WORKERS`], then 1; `None` unless exactly one did.
+fn find_worker_count(before: &[u8], marked: &[u8], after: &[u8]) -> Option<c_int> {
+    let int_at = |bytes: &[u8], at: usize| {
+        bytes
+            .get(at..at + 4)
+            .and_then(|b| b.try_into().ok())
+            .map(c_int::from_ne_bytes)
+    };
+    let len = before.len().min(marked.len()).min(after.len());
+    let mut found = (0..len / 4).map(|i| i * 4).filter(|&at| {
+        let (b, m, a) = (int_at(before, at), int_at(marked, at), int_at(after, at));
+        b != Some(PROBE_WORKERS) && m == Some(PROBE_WORKERS) && a == Some(1)
+    });
+    let at = found.next()?;
+    if found.next().is_some() {
+        return None;
+    }
+    int_at(before, at)
+}
+
+/// Up to `len` bytes of this process's memory from `address`, through `/proc/self/mem`:
+/// fewer where an unmapped page begins, none if nothing there is mapped.
+fn read_own_memory(memory: &std::fs::File, address: usize, len: usize) -> Vec<u8> {
+    use std::os::unix::fs::FileExt;
+    let mut bytes = vec![0; len];
+    let mut done = 0;
+    while done < len {
+        match memory.read_at(&mut bytes[done..], (address + done) as u64) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => done += n,
+        }
+    }
+    bytes.truncate(done);
+    bytes
+}
+
+/// Which of the host's threads is calling: Fluent Bit names its engine thread
+/// `flb-pipeline` (1.9.10 to 5.1.x) and an output's workers `flb-out-<name>-w<N>`.
+fn host_thread() -> HostThread {
+    let mut name = [0 as c_char; 16];
+    // SAFETY: the calling thread's own name into a buffer of the kernel's name size (15
+    // bytes and a NUL).
+    let rc = unsafe { libc::pthread_getname_np(libc::pthread_self(), name.as_mut_ptr(), 16) };
+    // SAFETY: on success the buffer holds a NUL-terminated name; it is NUL-filled anyway.
+    let name = unsafe { CStr::from_ptr(name.as_ptr()) };
+    if rc == 0 && name.to_bytes() == b"flb-pipeline" {
+        HostThread::Engine
+    } else {
+        HostThread::Worker
+    }
+}
+
+/// The signals on which Fluent Bit stops: SIGTERM (what ECS and Kubernetes send) and
+/// SIGINT. On each, Fluent Bit's handler only notes the signal; its main loop then stops
+/// the engine, which gives pending chunks `Grace` seconds and then waits for every running
+/// flush. So that a flush waiting out an outage does not hold the process past its grace,
+/// [`on_stop_signal`] runs first and tells the flushes ([`crate::shutdown`]).
+const STOP_SIGNALS: [c_int; 2] = [libc::SIGTERM, libc::SIGINT];
+
+/// The handler found on each of [`STOP_SIGNALS`] when ours was put in front of it (an
+/// address; 0 for none), and whether it takes three arguments (`SA_SIGINFO`).
+static CHAINED: [AtomicUsize; 2] = [AtomicUsize::new(0), AtomicUsize::new(0)];
+static CHAINED_SIGINFO: [AtomicBool; 2] = [AtomicBool::new(false), AtomicBool::new(false)];
+/// Serialises [`hook_stop_signals`] and [`unhook_stop_signals`] (never taken by the handler).
+static HOOKING: Mutex<()> = Mutex::new(());
+
+type SigactionFn = extern "C" fn(c_int, *mut libc::siginfo_t, *mut c_void);
+type SighandlerFn = extern "C" fn(c_int);
+
+/// Notes that Fluent Bit is stopping, then calls the handler it was put in front of.
+/// Async-signal-safe: atomics and a call.
+extern "C" fn on_stop_signal(signal: c_int, info: *mut libc::siginfo_t, context: *mut c_void) {
+    crate::shutdown::STOP.note_signal();
+    let Some(i) = STOP_SIGNALS.iter().position(|&s| s == signal) else {
+        return;
+    };
+    let next = CHAINED[i].load(Ordering::SeqCst);
+    if next == libc::SIG_DFL || next == libc::SIG_IGN {
+        return; // never chained in front of these: see hook_stop_signals
+    }
+    if CHAINED_SIGINFO[i].load(Ordering::SeqCst) {
+        // SAFETY: the host's handler, installed with SA_SIGINFO, called as the kernel would.
+        (unsafe { std::mem::transmute::<usize, SigactionFn>(next) })(signal, info, context);
+    } else {
+        // SAFETY: the host's one-argument handler, called as the kernel would.
+        (unsafe { std::mem::transmute::<usize, SighandlerFn>(next) })(signal);
+    }
+}
+
+/// The current action for `signal`, if it can be read.
+fn current_action(signal: c_int) -> Option<libc::sigaction> {
+    // SAFETY: an all-zero sigaction is a valid value to be overwritten.
+    let mut action: libc::sigaction = unsafe { std::mem::zeroed() };
+    // SAFETY: reads the action into `action`; changes nothing.
+    (unsafe { libc::sigaction(signal, std::ptr::null(), &mut action) } == 0).then_some(action)
+}
+
+/// Puts [`on_stop_signal`] in front of the process's handler of each stop signal, where
+/// there is one (a default or ignored disposition is left alone: nothing of Fluent Bit's
+/// would run then) and it is not ours already. Called at each Init and flush, since Fluent
+/// Bit re-installs its handlers at times.
+fn hook_stop_signals() {
+    let _hooking = HOOKING.lock().unwrap_or_else(PoisonError::into_inner);
+    let ours = on_stop_signal as SigactionFn as usize;
+    for (i, &signal) in STOP_SIGNALS.iter().enumerate() {
+        let Some(current) = current_action(signal) else {
+            continue;
+        };
+        let found = current.sa_sigaction;
+        if found == ours || found == libc::SIG_DFL || found == libc::SIG_IGN {
+            continue;
+        }
+        // Saved before ours is installed: whenever ours runs, what it calls is set.
+        CHAINED_SIGINFO[i].store(current.sa_flags & libc::SA_SIGINFO != 0, Ordering::SeqCst);
+        CHAINED[i].store(found, Ordering::SeqCst);
+        let mut action = current;
+        action.sa_sigaction = ours;
+        action.sa_flags |= libc::SA_SIGINFO;
+        // SAFETY: installs a handler that stays valid until unhook_stop_signals, with the
+        // mask and flags the host's had.
+        unsafe { libc::sigaction(signal, &action, std::ptr::null_mut()) };
+    }
+}
+
+/// Puts back the handlers [`hook_stop_signals`] stood in front of, where ours is still
+/// installed: after the last instance's exit, before the host may unload the library.
+fn unhook_stop_signals() {
+    let _hooking = HOOKING.lock().unwrap_or_else(PoisonError::into_inner);
+    let ours = on_stop_signal as SigactionFn as usize;
+    for (i, &signal) in STOP_SIGNALS.iter().enumerate() {
+        let Some(current) = current_action(signal) else {
+            continue;
+        };
+        if current.sa_sigaction != ours {
+            continue;
+        }
+        let mut action = current;
+        action.sa_sigaction = CHAINED[i].load(Ordering::SeqCst);
+        if !CHAINED_SIGINFO[i].load(Ordering::SeqCst) {
+            action.sa_flags &= !libc::SA_SIGINFO;
+        }
+        // SAFETY: re-installs the host's own handler, as it was before ours.
+        unsafe { libc::sigaction(signal, &action, std::ptr::null_mut()) };
+    }
 }
 
 /// Called after the last exit. Register allocated nothing, so there is nothing to free.
@@ -617,6 +842,53 @@ mod tests {
     fn guard_turns_a_panic_into_the_fallback() {
         assert_eq!(guard(FLB_RETRY, || panic!("boom")), FLB_RETRY);
         assert_eq!(guard(FLB_RETRY, || FLB_OK), FLB_OK);
+    }
+
+    #[test]
+    fn the_worker_count_is_the_one_int_that_took_both_probe_values() {
+        let ints = |v: &[c_int]| v.iter().flat_map(|i| i.to_ne_bytes()).collect::<Vec<u8>>();
+        let (p, one) = (PROBE_WORKERS, 1);
+        // Unset (0): found, 0; `workers 4`: found, 4.
+        assert_eq!(
+            find_worker_count(&ints(&[7, 0, 9]), &ints(&[7, p, 9]), &ints(&[7, one, 9])),
+            Some(0)
+        );
+        assert_eq!(
+            find_worker_count(&ints(&[4, 0]), &ints(&[p, 0]), &ints(&[one, 0])),
+            Some(4)
+        );
+        // Nothing took the values, or two did, or one took only the first: not found.
+        assert_eq!(
+            find_worker_count(&ints(&[0; 3]), &ints(&[0; 3]), &ints(&[0; 3])),
+            None
+        );
+        assert_eq!(
+            find_worker_count(&ints(&[0, 0]), &ints(&[p, p]), &ints(&[one, one])),
+            None
+        );
+        assert_eq!(
+            find_worker_count(&ints(&[0, 0]), &ints(&[p, 0]), &ints(&[p, 0])),
+            None
+        );
+        // A field that already held the probe value is not it; a short read counts as far
+        // as all three reads go.
+        assert_eq!(
+            find_worker_count(&ints(&[p, 0]), &ints(&[p, p]), &ints(&[one, one])),
+            Some(0)
+        );
+        assert_eq!(
+            find_worker_count(&ints(&[0, 3]), &ints(&[p]), &ints(&[one, 0])),
+            Some(0)
+        );
+    }
+
+    #[test]
+    fn own_memory_is_read_where_mapped() {
+        let memory = std::fs::File::open("/proc/self/mem").expect("/proc/self/mem");
+        let data = vec![1u8, 2, 3, 4, 5];
+        assert_eq!(read_own_memory(&memory, data.as_ptr() as usize, 5), data);
+        // Address 0 is never mapped: nothing, and no fault.
+        assert!(read_own_memory(&memory, 0, 64).is_empty());
     }
 
     #[test]

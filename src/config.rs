@@ -62,11 +62,23 @@ pub const RETENTION_DAYS: &[i32] = &[
     3288, 3653,
 ];
 
-/// `retry_timeout` default: how long a flush may keep retrying transient failures.
-pub const DEFAULT_RETRY_TIMEOUT: Duration = Duration::from_secs(5);
+/// `retry_timeout` default where the flush runs on a worker thread of Fluent Bit's (the
+/// plugin asks for one at Init: `abi`): how long a flush keeps a chunk through failures
+/// (5xx, resets, throttling) before answering `FLB_RETRY`. With FireLens's defaults a chunk
+/// gets two flushes (`Retry_Limit 1`), so this is what rides out an outage: a chunk waits
+/// in the flush (Fluent Bit keeps it, and queues the next ones behind it) instead of being
+/// dropped after two short tries. A stop signal cuts the wait short (`shutdown`).
+pub const DEFAULT_RETRY_TIMEOUT: Duration = MAX_RETRY_TIMEOUT;
+/// `retry_timeout` default where the flush runs on Fluent Bit's engine thread (a host
+/// whose `workers` the plugin could not set): while a flush waits there, Fluent Bit reads
+/// no input and runs no timer, so it waits little and leaves the rest to Fluent Bit's
+/// retries.
+pub const ENGINE_RETRY_TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_RETRY_TIMEOUT: Duration = Duration::from_secs(300);
-/// `throttle_timeout` default: how long a flush keeps a chunk whose calls CloudWatch
-/// throttles (a fleet starting at once shares account-wide quotas for a minute or so).
+/// `throttle_timeout` default on a worker thread: how long a flush keeps a chunk whose calls
+/// CloudWatch throttles (a fleet starting at once shares account-wide quotas for a minute or
+/// so). Never less than `retry_timeout` (`retry::Budget`). On the engine thread:
+/// [`ENGINE_RETRY_TIMEOUT`].
 pub const DEFAULT_THROTTLE_TIMEOUT: Duration = Duration::from_secs(60);
 /// `max_concurrent_requests` default: AWS calls in flight per instance.
 pub const DEFAULT_MAX_CONCURRENT_REQUESTS: usize = 8;
@@ -195,10 +207,11 @@ pub struct Config {
     pub oversize_event: Oversize,
     /// Retry throttling, 5xx and connection failures inside the flush.
     pub auto_retry_requests: bool,
-    /// How long a flush keeps retrying before answering `FLB_RETRY`.
-    pub retry_timeout: Duration,
-    /// How long a flush keeps retrying throttled calls (at least `retry_timeout`).
-    pub throttle_timeout: Duration,
+    /// How long a flush keeps retrying before answering `FLB_RETRY`, if set: see
+    /// [`Config::patience`] for the default.
+    pub retry_timeout: Option<Duration>,
+    /// How long a flush keeps retrying throttled calls (at least `retry_timeout`), if set.
+    pub throttle_timeout: Option<Duration>,
     /// AWS calls of this instance in flight at once.
     pub max_concurrent_requests: usize,
 }
@@ -269,6 +282,22 @@ fn missing(option: &'static str, accepted: impl Into<String>) -> OptionError {
 }
 
 impl Config {
+    /// `retry_timeout` and `throttle_timeout` for a flush, whether it runs on Fluent Bit's
+    /// engine thread or not: what is set, else on a worker [`DEFAULT_RETRY_TIMEOUT`] and
+    /// [`DEFAULT_THROTTLE_TIMEOUT`], on the engine thread [`ENGINE_RETRY_TIMEOUT`] for both.
+    /// (`retry::Budget` keeps throttled calls going at least as long as the others.)
+    pub fn patience(&self, on_engine_thread: bool) -> (Duration, Duration) {
+        let (retry, throttle) = if on_engine_thread {
+            (ENGINE_RETRY_TIMEOUT, ENGINE_RETRY_TIMEOUT)
+        } else {
+            (DEFAULT_RETRY_TIMEOUT, DEFAULT_THROTTLE_TIMEOUT)
+        };
+        (
+            self.retry_timeout.unwrap_or(retry),
+            self.throttle_timeout.unwrap_or(throttle),
+        )
+    }
+
     /// A configuration with every optional setting at its default.
     pub fn new(region: &str, log_group_name: &str, log_stream: StreamName) -> Config {
         Config {
@@ -295,8 +324,8 @@ impl Config {
             max_event_size: DEFAULT_MAX_EVENT_SIZE,
             oversize_event: Oversize::Truncate,
             auto_retry_requests: true,
-            retry_timeout: DEFAULT_RETRY_TIMEOUT,
-            throttle_timeout: DEFAULT_THROTTLE_TIMEOUT,
+            retry_timeout: None,
+            throttle_timeout: None,
             max_concurrent_requests: DEFAULT_MAX_CONCURRENT_REQUESTS,
         }
     }
@@ -460,12 +489,10 @@ impl Config {
             auto_retry_requests: boolean("auto_retry_requests", get("auto_retry_requests"), true)?,
             retry_timeout: get("retry_timeout")
                 .map(|v| duration("retry_timeout", &v))
-                .transpose()?
-                .unwrap_or(DEFAULT_RETRY_TIMEOUT),
+                .transpose()?,
             throttle_timeout: get("throttle_timeout")
                 .map(|v| duration("throttle_timeout", &v))
-                .transpose()?
-                .unwrap_or(DEFAULT_THROTTLE_TIMEOUT),
+                .transpose()?,
             max_concurrent_requests: get("max_concurrent_requests")
                 .map(|v| max_concurrent_requests(&v))
                 .transpose()?
@@ -1424,7 +1451,25 @@ mod tests {
     fn retry_options() {
         let c = with(&[]).unwrap();
         assert!(c.auto_retry_requests);
-        assert_eq!(c.retry_timeout, DEFAULT_RETRY_TIMEOUT);
+        assert_eq!(c.retry_timeout, None);
+        assert_eq!(
+            c.patience(false),
+            (DEFAULT_RETRY_TIMEOUT, DEFAULT_THROTTLE_TIMEOUT)
+        );
+        assert_eq!(
+            c.patience(true),
+            (ENGINE_RETRY_TIMEOUT, ENGINE_RETRY_TIMEOUT)
+        );
+        // What is set holds wherever the flush runs.
+        let c = with(&[("retry_timeout", "30s"), ("throttle_timeout", "1m")]).unwrap();
+        let (thirty, minute) = (Duration::from_secs(30), Duration::from_secs(60));
+        assert_eq!(c.patience(true), (thirty, minute));
+        assert_eq!(c.patience(false), (thirty, minute));
+        let c = with(&[("retry_timeout", "0")]).unwrap();
+        assert_eq!(
+            c.patience(false),
+            (Duration::ZERO, DEFAULT_THROTTLE_TIMEOUT)
+        );
         assert_eq!(c.max_concurrent_requests, DEFAULT_MAX_CONCURRENT_REQUESTS);
         for (v, ms) in [
             ("7", 7000),
@@ -1435,7 +1480,7 @@ mod tests {
         ] {
             assert_eq!(
                 with(&[("retry_timeout", v)]).unwrap().retry_timeout,
-                Duration::from_millis(ms),
+                Some(Duration::from_millis(ms)),
                 "{v}"
             );
         }

@@ -128,6 +128,23 @@ impl AwsError {
                 .to_owned(),
         }
     }
+
+    /// Fluent Bit is stopping and no answer came in the short while it still waits
+    /// ([`crate::shutdown::ANSWER_WAIT`]). As with [`AwsError::no_answer`], the chunk is
+    /// retried for what was not confirmed (from disk at the next start, with filesystem
+    /// buffering).
+    fn stopping(operation: &'static str, destination: &Destination) -> Self {
+        AwsError {
+            operation,
+            destination: destination.clone(),
+            kind: ErrorKind::Transient,
+            code: None,
+            message: format!(
+                "Fluent Bit is stopping: no answer within {}s of the stop signal",
+                crate::shutdown::ANSWER_WAIT.as_secs()
+            ),
+        }
+    }
 }
 
 /// Whether a `CredentialsError` is among the causes of `err`.
@@ -174,6 +191,10 @@ pub type Refresh = Box<dyn Fn() -> Pin<Box<dyn Future<Output = Client> + Send>> 
 
 /// A sent request's answer is awaited at least this long, whatever the flush's deadline.
 pub const MIN_ANSWER_WAIT: Duration = Duration::from_secs(10);
+/// ... and at most this long: an answer that has not come in a minute is not coming on that
+/// connection (with `retry_timeout` at its 300 s default, a dead connection would otherwise
+/// hold the flush to the end).
+pub const MAX_ANSWER_WAIT: Duration = Duration::from_secs(60);
 
 /// The client is rebuilt (credentials fetched afresh) at most this often.
 pub const MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(60);
@@ -317,15 +338,22 @@ impl Deliverer {
             let result = {
                 let _permit = self.permits.acquire().await.ok();
                 // Awaited until the flush's deadline, and at least MIN_ANSWER_WAIT: cutting
-                // an answer short resends a request CloudWatch may have stored.
+                // an answer short resends a request CloudWatch may have stored. But not more
+                // than MAX_ANSWER_WAIT (a connection silent that long is gone), nor more than
+                // shutdown::ANSWER_WAIT once Fluent Bit is stopping.
+                let now = Instant::now();
                 let deadline = tokio::time::Instant::from_std(
                     budget
                         .answer_deadline()
-                        .max(Instant::now() + MIN_ANSWER_WAIT),
+                        .max(now + MIN_ANSWER_WAIT)
+                        .min(now + MAX_ANSWER_WAIT),
                 );
-                tokio::time::timeout_at(deadline, call(self.client()))
-                    .await
-                    .unwrap_or_else(|_| Err(AwsError::no_answer(operation, destination)))
+                let answer = tokio::time::timeout_at(deadline, call(self.client()));
+                match budget.stop().unless_cut_off(answer).await {
+                    Some(Ok(result)) => result,
+                    Some(Err(_)) => Err(AwsError::no_answer(operation, destination)),
+                    None => Err(AwsError::stopping(operation, destination)),
+                }
             };
             let error = match result {
                 Ok(value) => return Ok(value),
@@ -335,9 +363,11 @@ impl Deliverer {
                 self.stats.throttled();
             }
             if let Some(wait) = budget.backoff(error.kind, attempt, jitter()) {
+                if !budget.stop().sleep(wait).await {
+                    return Err(error);
+                }
                 attempt += 1;
                 self.stats.retried();
-                tokio::time::sleep(wait).await;
                 continue;
             }
             if error.kind == ErrorKind::Credentials && budget.take_refresh() {

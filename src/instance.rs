@@ -60,14 +60,44 @@ static NEXT_ID: AtomicUsize = AtomicUsize::new(0);
 const BIG_CHUNK: usize = 256 << 10;
 
 /// What the host offers an instance beyond its options (`abi` finds out): Fluent Bit's
-/// logger, the instance's metrics, the instance's name. Nothing on hosts that do not prove
-/// they have them (Fluent Bit 1.9.10): then stderr and the summary line, as before.
+/// logger, the instance's metrics, the instance's name, its worker threads. Nothing on
+/// hosts that do not prove they have them (Fluent Bit 1.9.10 has no logger or metrics for
+/// us): then stderr and the summary line, as before.
 #[derive(Default)]
 pub struct Host {
     /// The instance's name as Fluent Bit shows it (`cloudwatch.0`, or its `alias`).
     pub name: Option<String>,
     pub log: Option<Box<dyn HostLog>>,
     pub counters: Option<Arc<dyn HostCounters>>,
+    pub workers: Workers,
+}
+
+/// The instance's `workers`, as `abi` found and left it at Init. Fluent Bit gives a Go-ABI
+/// output no worker thread unless `workers` is set, so its flushes would run on the engine
+/// thread and every wait of ours would stall the whole process.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum Workers {
+    /// `workers` was not set (or was 0, which the host cannot tell apart): the plugin set
+    /// it to 1, as Fluent Bit's C plugin declares.
+    Enabled,
+    /// `workers N` was set: kept.
+    Kept(u32),
+    /// Set to 1 through the host's setter, but what was there before could not be read
+    /// back: a `workers N` of the `[OUTPUT]` may have become 1.
+    Forced,
+    /// The host offers no way to read or set it: flushes run on the engine thread unless
+    /// the `[OUTPUT]` sets `workers`.
+    #[default]
+    Unknown,
+}
+
+/// The host's thread a flush was called on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostThread {
+    /// Fluent Bit's engine thread (`workers` 0): short waits, Fluent Bit retries the rest.
+    Engine,
+    /// A worker thread of the output (or any other): waits ride out an outage.
+    Worker,
 }
 
 impl Instance {
@@ -109,6 +139,19 @@ impl Instance {
         let refresh: Refresh =
             Box::new(move || Box::pin(new_client(for_refresh.clone(), pace.clone())));
         log.info(format_args!("{}", describe(&config)));
+        match host.workers {
+            Workers::Enabled => log.info(format_args!(
+                "'workers' is not set: the plugin set 'workers 1', so flushes run on a worker thread of Fluent Bit and never stall its engine (Go-ABI outputs otherwise flush on the engine thread)"
+            )),
+            Workers::Kept(_) => {}
+            Workers::Forced => log.warn(format_args!(
+                "set 'workers 1' so that flushes run on a worker thread of Fluent Bit, but could not read what the [OUTPUT] had set: a larger 'workers' may have become 1"
+            )),
+            Workers::Unknown => log.warn(format_args!(
+                "cannot read or set 'workers' on this host: unless the [OUTPUT] sets 'workers 1', flushes run on Fluent Bit's engine thread, where they wait at most {}s (retry_timeout) before Fluent Bit retries them",
+                crate::config::ENGINE_RETRY_TIMEOUT.as_secs()
+            )),
+        }
         for warning in &config.warnings {
             log.warn(format_args!("{warning}"));
         }
@@ -151,9 +194,17 @@ impl Instance {
         })
     }
 
-    /// Delivers one chunk. Blocks until every event is delivered, or the delivery failed
-    /// after the retries `retry_timeout` and `throttle_timeout` allow.
+    /// Delivers one chunk, for a flush called on a worker thread of Fluent Bit's: see
+    /// [`Instance::flush_from`].
     pub fn flush(&self, tag: &[u8], chunk: &[u8]) -> Outcome {
+        self.flush_from(HostThread::Worker, tag, chunk)
+    }
+
+    /// Delivers one chunk. Blocks until every event is delivered, or the delivery failed
+    /// after the retries `retry_timeout` and `throttle_timeout` allow (whose defaults
+    /// depend on `thread`: [`Config::patience`]), or Fluent Bit is stopping
+    /// ([`crate::shutdown`]).
+    pub fn flush_from(&self, thread: HostThread, tag: &[u8], chunk: &[u8]) -> Outcome {
         // Dropped last, after the flush's buffers.
         let _big = (chunk.len() >= BIG_CHUNK)
             .then(|| runtime::BigFlush::start(&self.runtime, crate::abi::release_free_memory));
@@ -177,9 +228,10 @@ impl Instance {
         };
         let mut prepared = prepare_with(&self.config, &tag, chunk, ecs.as_deref(), &self.uuid);
         self.report.prepared(&tag, &prepared.report);
+        let (retry_timeout, throttle_timeout) = self.config.patience(thread == HostThread::Engine);
         let budget = Budget::new(
-            self.config.retry_timeout,
-            self.config.throttle_timeout,
+            retry_timeout,
+            throttle_timeout,
             self.config.auto_retry_requests,
         );
         let flush = Flush::new(
@@ -205,6 +257,9 @@ impl Instance {
 
     /// What to check after a failure, when the error alone does not say.
     fn hint(&self, e: &AwsError) -> String {
+        if crate::shutdown::has_begun() && e.kind.is_transient() {
+            return " (Fluent Bit is stopping: not tried again in this flush)".to_owned();
+        }
         let role = self.config.role_arn.as_deref();
         match (e.kind, role) {
             (ErrorKind::Denied, Some(role)) => format!(

@@ -54,4 +54,5 @@ pub mod runtime;
 #[allow(unsafe_code)] // Vector loads of the escaping scan, behind CPU feature detection.
 pub mod scan;
 pub mod send;
+pub mod shutdown;
 pub mod template;

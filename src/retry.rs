@@ -9,12 +9,15 @@
 //!   longer (up to [`MAX_THROTTLE_DELAY`] a wait, with full jitter so that a fleet spreads
 //!   out) until `throttle_timeout`.
 //!
-//! Then the flush returns `FLB_RETRY` and Fluent Bit's scheduler takes over. Credential
+//! Then the flush returns `FLB_RETRY` and Fluent Bit's scheduler takes over. Once Fluent
+//! Bit is stopping ([`crate::shutdown`]) nothing is tried again. Credential
 //! errors that fresh credentials can fix get one refresh per flush (and at most one a minute
 //! per instance: see `deliver.rs`); an access error is never "fixed" by a refresh.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+
+use crate::shutdown::{STOP, Stop};
 
 /// What kind of failure an AWS call had: decides what happens next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,6 +104,8 @@ pub struct Budget {
     throttle_deadline: Instant,
     retries: bool,
     refreshed: AtomicBool,
+    /// Fluent Bit is stopping once this is set: no more tries, short waits.
+    stop: &'static Stop,
 }
 
 impl Budget {
@@ -108,20 +113,36 @@ impl Budget {
     /// `throttle_timeout` from now; none at all when `retries` is false
     /// (`auto_retry_requests false`).
     pub fn new(timeout: Duration, throttle_timeout: Duration, retries: bool) -> Budget {
+        Budget::stopped_by(&STOP, timeout, throttle_timeout, retries)
+    }
+
+    /// The same, ended early by `stop` (the process's [`STOP`] in [`Budget::new`]).
+    pub fn stopped_by(
+        stop: &'static Stop,
+        timeout: Duration,
+        throttle_timeout: Duration,
+        retries: bool,
+    ) -> Budget {
         let now = Instant::now();
         Budget {
             deadline: now + timeout,
             throttle_deadline: now + throttle_timeout.max(timeout),
             retries,
             refreshed: AtomicBool::new(false),
+            stop,
         }
+    }
+
+    /// What ends this flush's waits when Fluent Bit is stopping.
+    pub fn stop(&self) -> &'static Stop {
+        self.stop
     }
 
     /// How long to wait before try number `attempt + 1` after a failure of `kind`, or
     /// `None` when the flush must give up: full jitter over an exponential step, never past
     /// the kind's deadline.
     pub fn backoff(&self, kind: ErrorKind, attempt: u32, random: u64) -> Option<Duration> {
-        if !self.retries || !kind.is_transient() {
+        if !self.retries || !kind.is_transient() || self.stop.has_begun() {
             return None;
         }
         let (base, cap, deadline) = if kind == ErrorKind::Throttled {
@@ -228,5 +249,16 @@ mod tests {
         assert!(b.backoff(ErrorKind::Throttled, 0, 5).is_some());
         assert!(b.take_refresh());
         assert!(!b.take_refresh());
+    }
+
+    #[test]
+    fn nothing_is_tried_again_once_fluent_bit_is_stopping() {
+        static FLAG: Stop = Stop::new();
+        let b = Budget::stopped_by(&FLAG, Duration::from_secs(300), Duration::ZERO, true);
+        assert!(b.backoff(ErrorKind::Server, 0, 5).is_some());
+        assert!(b.backoff(ErrorKind::Throttled, 3, 5).is_some());
+        FLAG.note_signal();
+        assert_eq!(b.backoff(ErrorKind::Server, 0, 5), None);
+        assert_eq!(b.backoff(ErrorKind::Throttled, 3, 5), None);
     }
 }

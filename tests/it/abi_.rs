@@ -146,6 +146,7 @@ fn deep_records_never_touch_the_flush_stack() {
     let props = base(&[
         ("endpoint", "http://127.0.0.1:9"),
         ("auto_create_stream", "false"),
+        ("retry_timeout", "0"), // a closed port: no point waiting
     ]);
     let out = plugin().init(&props).expect("init");
     assert_eq!(out.flush("deep", &w.buf), FLB_RETRY);

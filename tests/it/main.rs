@@ -28,3 +28,5 @@ mod hostile_;
 mod native_;
 /// Every option of the Go and C plugins against a real peer (moto, stub, fake ECS, proxy).
 mod options_;
+/// Which of Fluent Bit's threads flushes, and a stop signal that ends a flush's waits.
+mod threads_;
