@@ -1,4 +1,4 @@
-//! The C boundary: Fluent Bit's Go-plugin ABI, as `../shared/fluent-bit-go-abi.md` and
+//! The C boundary: Fluent Bit's Go-plugin ABI, as `docs/fluent-bit-abi.md` and
 //! `include/flb_out_cloudwatch.h` describe it. The only module with `unsafe` and C types.
 //!
 //! Each export checks its pointers, catches any unwind and maps it to a return code, and
@@ -568,7 +568,7 @@ unsafe impl Send for Live {}
 
 /// Every instance not yet exited, in Init order. Upstream Fluent Bit v1.9.10 calls ExitCtx
 /// once per instance, but every call with the *last* Init's context (its Go proxy keeps one
-/// context slot per loaded object: `../shared/fluent-bit-go-abi.md`). Freeing whatever
+/// context slot per loaded object: `docs/fluent-bit-abi.md`). Freeing whatever
 /// pointer comes would free that instance twice and never the others. So ExitCtx frees only
 /// a pointer listed here; any other non-NULL pointer (one already exited, or garbage read
 /// from the host's freed slot) exits the oldest instance still listed — one the host never

@@ -1,4 +1,4 @@
-//! Fluent Bit's side of the Go-plugin ABI (`shared/fluent-bit-go-abi.md`), for one process.
+//! Fluent Bit's side of the Go-plugin ABI (`docs/fluent-bit-abi.md`), for one process.
 //!
 //! The structs are laid out as the host lays them out. The definition passed to Register is
 //! the v2 one with a canary in `event_type`, which a v1.9-correct plugin never writes.

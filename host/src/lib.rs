@@ -24,11 +24,12 @@ pub fn target_dir() -> std::path::PathBuf {
         .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"))
 }
 
-/// The fixtures captured from Fluent Bit (`../shared/fixtures` beside the repository).
+/// The chunks captured from Fluent Bit: the repository's `tests/fixtures/`, or the directory
+/// `FLB_FIXTURES` names.
 pub fn fixtures_dir() -> std::path::PathBuf {
     std::env::var_os("FLB_FIXTURES")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| {
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures")
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures")
         })
 }
