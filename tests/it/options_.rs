@@ -391,6 +391,53 @@ fn credentials_endpoint_over_https_checks_the_certificate() {
     );
 }
 
+/// The child of the FULL_URI tests: one flush, whose credentials cannot be had.
+fn flush_without_credentials() {
+    let out = plugin()
+        .init(&opts(&[
+            ("region", REGION),
+            ("log_group_name", "/g"),
+            ("log_stream_name", "s"),
+            ("endpoint", "http://127.0.0.1:9"),
+            ("retry_timeout", "0"),
+        ]))
+        .expect("init");
+    assert_eq!(out.flush("t", &app_chunk(&["a"])), FLB_RETRY);
+    assert_eq!(out.exit(), FLB_OK);
+}
+
+/// Regression (issue 27, item 3): an http:// AWS_CONTAINER_CREDENTIALS_FULL_URI is held to
+/// the AWS SDKs' rule on the addresses its host resolves to: a name that only starts like a
+/// loopback address is refused before anything (the authorization token) is sent, and the
+/// flush's error line says why, without the URL's path.
+#[test]
+fn a_full_uri_host_must_resolve_to_loopback() {
+    if is_child() {
+        return flush_without_credentials();
+    }
+    let log = stderr(&run_child(
+        "options_::a_full_uri_host_must_resolve_to_loopback",
+        &[
+            ("AWS_ACCESS_KEY_ID", ""),
+            ("AWS_SECRET_ACCESS_KEY", ""),
+            (
+                "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                "http://127.0.0.1.invalid:9/v2/credentials/full-uri-secret",
+            ),
+            ("AWS_CONTAINER_AUTHORIZATION_TOKEN", "task-auth-token"),
+        ],
+    ));
+    let line = log
+        .lines()
+        .find(|l| l.contains("[error]") && l.contains("credentials endpoint"))
+        .unwrap_or_else(|| panic!("no credentials error line:\n{log}"));
+    assert!(
+        line.contains("credentials endpoint http://127.0.0.1.invalid:9/…: cannot resolve 127.0.0.1.invalid")
+            && line.contains("an http:// AWS_CONTAINER_CREDENTIALS_FULL_URI must point at a loopback address, 169.254.170.2, 169.254.170.23 or fd00:ec2::23"),
+        "{line}"
+    );
+}
+
 /// HTTP_PROXY carries the STS and CloudWatch Logs calls; the ECS metadata endpoint and the
 /// task's container-credentials endpoint (here the base credentials, with its authorization
 /// token) are read directly, never through the proxy.
