@@ -548,7 +548,9 @@ fn kms_key_id(v: &str) -> Result<String, OptionError> {
     }
 }
 
-/// An `http://` URL (a container-credentials endpoint on the task's own network).
+/// An `http://` or `https://` URL. Its path may be a bearer capability (a container's
+/// `/v2/credentials/<id>`), so an error shows only the value's scheme and host
+/// ([`crate::credentials::redact`]), as every log line does.
 fn credentials_endpoint(v: &str) -> Result<String, OptionError> {
     let scheme = v.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
     let ok = matches!(scheme.as_deref(), Some("http" | "https"))
@@ -559,8 +561,8 @@ fn credentials_endpoint(v: &str) -> Result<String, OptionError> {
     } else {
         Err(invalid(
             "credentials_endpoint",
-            v,
-            "expected an http:// or https:// URL that returns AccessKeyId, SecretAccessKey, Token and Expiration",
+            &crate::credentials::redact(v),
+            "expected an http:// or https:// URL of a credentials endpoint in the ECS container-credentials format (only its scheme and host are shown: the rest may be a credential)",
         ))
     }
 }
@@ -1255,6 +1257,37 @@ mod tests {
                 .option,
             "log_retention_days"
         );
+    }
+
+    /// Regression (issue 27, item 2): an invalid credentials_endpoint is shown as its
+    /// scheme and host only, as every log line shows it: its path may be a credential.
+    #[test]
+    fn an_invalid_credentials_endpoint_is_shown_without_its_path() {
+        for (url, shown) in [
+            (
+                "htps://169.254.170.2/v2/credentials/endpoint-path-secret",
+                "htps://169.254.170.2/…",
+            ),
+            (
+                "http://169.254.170.2/v2/credentials/endpoint-path-secret x",
+                "http://169.254.170.2/…",
+            ),
+            (
+                "169.254.170.2/v2/credentials/endpoint-path-secret",
+                "169.254.170.2/…",
+            ),
+            ("ftp://x", "ftp://x"),
+        ] {
+            let e = with(&[("credentials_endpoint", url)]).unwrap_err();
+            let text = e.to_string();
+            assert!(
+                text.starts_with(&format!(
+                    "invalid 'credentials_endpoint' {shown:?}: expected an http:// or https:// URL"
+                )),
+                "{text}"
+            );
+            assert!(!text.contains("endpoint-path-secret"), "{text}");
+        }
     }
 
     /// An invalid external id is a secret all the same: its error says what is accepted,

@@ -452,7 +452,7 @@ fn fetch_endpoint(
 /// URL (`/v2/credentials/<id>`) is a bearer capability, and a query may hold a token.
 pub fn redact(url: &str) -> String {
     let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let authority = rest.split(['/', '?', '#', '\\']).next().unwrap_or_default();
     // user:password@ in the authority is a secret too.
     let host = authority.rsplit('@').next().unwrap_or_default();
     let hidden = if rest.len() > authority.len() {
@@ -465,6 +465,48 @@ pub fn redact(url: &str) -> String {
     } else {
         format!("{scheme}://{host}{hidden}")
     }
+}
+
+/// `text` with the task's container-credentials URLs (their paths are bearer capabilities)
+/// [`redact`]ed: for errors that did not come from this module's reader (the SDK's default
+/// chain, used with a profile or environment keys, reads `AWS_CONTAINER_CREDENTIALS_FULL_URI`
+/// itself and quotes it whole in its errors).
+pub fn scrub(text: String) -> String {
+    let mut text = text;
+    for name in [FULL_URI, RELATIVE_URI] {
+        let Ok(url) = std::env::var(name) else {
+            continue;
+        };
+        text = scrub_url(text, &url);
+    }
+    text
+}
+
+/// `text` with `url`, and its path and query wherever they appear alone, redacted.
+fn scrub_url(text: String, url: &str) -> String {
+    let mut text = text;
+    if url.is_empty() {
+        return text;
+    }
+    if text.contains(url) {
+        text = text.replace(url, &redact(url));
+    }
+    // The path and query (a RELATIVE_URI is nothing else; the SDK may print a URI's parts).
+    let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let path = match url.contains("://") {
+        true => after_scheme
+            .find(['/', '?', '#', '\\'])
+            .map(|i| &after_scheme[i..]),
+        false => Some(url),
+    };
+    // (Not when the redacted URL itself holds it, as `http://h/…` holds `/h`.)
+    if let Some(path) = path.filter(|p| p.len() > 1)
+        && text.contains(path)
+        && !redact(url).contains(path)
+    {
+        text = text.replace(path, "/…");
+    }
+    text
 }
 
 /// The endpoint's JSON → credentials (the secret never leaves this function but in them).
@@ -555,6 +597,8 @@ mod tests {
             "http://127.0.0.1:9/…"
         );
         assert_eq!(redact("http://127.0.0.1:9"), "http://127.0.0.1:9");
+        assert_eq!(redact(r"http:\\h\v2\credentials\x"), "http:/…");
+        assert_eq!(redact("htps://h/v2/credentials/x"), "htps://h/…");
         let e = fetch_endpoint(
             "http://127.0.0.1:1/v2/credentials/the-secret-id",
             None,
@@ -625,6 +669,36 @@ mod tests {
             .replace("127.0.0.1", "localhost");
         let c = fetch_endpoint(&url, None, Some(CONTAINER_ADDRESSES)).expect("localhost");
         assert_eq!(c.access_key_id(), "AKID");
+    }
+
+    /// Regression (issue 27, item 4): what the SDK says about the task's credentials URL
+    /// (it quotes a FULL_URI whole) reaches a log line without the URL's path.
+    #[test]
+    fn scrubs_container_credential_urls_from_errors() {
+        let full = "https://creds.example.com:8443/v1/full-uri-secret?token=t";
+        assert_eq!(
+            scrub_url(
+                format!(
+                    "invalid full URI for ECS provider (URI did not refer to an allowed IP address): {full}"
+                ),
+                full
+            ),
+            "invalid full URI for ECS provider (URI did not refer to an allowed IP address): https://creds.example.com:8443/…"
+        );
+        assert_eq!(
+            scrub_url("GET /v1/full-uri-secret?token=t failed".into(), full),
+            "GET /… failed"
+        );
+        let relative = "/v2/credentials/0a1b2c3d";
+        assert_eq!(
+            scrub_url(format!("http://169.254.170.2{relative}: refused"), relative),
+            "http://169.254.170.2/…: refused"
+        );
+        assert_eq!(scrub_url("nothing here".into(), full), "nothing here");
+        assert_eq!(
+            scrub_url("http://h/h: x".into(), "http://h/h"),
+            "http://h/…: x"
+        );
     }
 
     #[test]

@@ -391,6 +391,42 @@ fn credentials_endpoint_over_https_checks_the_certificate() {
     );
 }
 
+/// Regression (issue 27, item 2): Init errors name the option and the value, but an
+/// invalid credentials_endpoint only by its scheme and host (its path may be a
+/// credential: run_child checks every line).
+#[test]
+fn init_errors_name_the_value_but_never_a_credential_path() {
+    let cases = [(
+        (
+            "credentials_endpoint",
+            "htps://169.254.170.2/v2/credentials/endpoint-path-secret",
+        ),
+        r#"invalid 'credentials_endpoint' "htps://169.254.170.2/…": expected an http:// or https:// URL"#,
+    )];
+    if is_child() {
+        for (option, _) in cases {
+            let props = opts(&[
+                ("region", REGION),
+                ("log_group_name", "/g"),
+                ("log_stream_name", "s"),
+                ("auto_create_group", "true"),
+                option,
+            ]);
+            assert_eq!(plugin().init(&props).err(), Some(0), "{option:?}");
+        }
+        return;
+    }
+    let log = stderr(&run_child(
+        "options_::init_errors_name_the_value_but_never_a_credential_path",
+        &[],
+    ));
+    let errors: Vec<&str> = log.lines().filter(|l| l.contains("[error]")).collect();
+    assert_eq!(errors.len(), cases.len(), "{log}");
+    for ((_, want), line) in cases.iter().zip(&errors) {
+        assert!(line.contains(want), "{line:?} should contain {want:?}");
+    }
+}
+
 /// The child of the FULL_URI tests: one flush, whose credentials cannot be had.
 fn flush_without_credentials() {
     let out = plugin()
@@ -436,6 +472,49 @@ fn a_full_uri_host_must_resolve_to_loopback() {
             && line.contains("an http:// AWS_CONTAINER_CREDENTIALS_FULL_URI must point at a loopback address, 169.254.170.2, 169.254.170.23 or fd00:ec2::23"),
         "{line}"
     );
+}
+
+/// Regression (issue 27, item 4): wherever a FULL_URI is read, the flush's error line shows
+/// it without its path (run_child checks every line): by the SDK's default chain (environment
+/// keys without a secret leave the chain to the SDK, whose error quotes the URI whole), or by
+/// the plugin — an address the AWS SDKs refuse (which the plugin used to leave to the SDK),
+/// an `https://` one at a closed port.
+#[test]
+fn a_full_uri_s_path_never_reaches_a_flush_error() {
+    if is_child() {
+        return flush_without_credentials();
+    }
+    for (uri, key_id, shown) in [
+        (
+            "http://192.0.2.1:1/v2/credentials/full-uri-secret",
+            "AKIAKEYWITHOUTSECRET",
+            "invalid full URI for ECS provider (URI did not refer to an allowed IP address): http://192.0.2.1:1/…",
+        ),
+        (
+            "http://192.0.2.1:1/v2/credentials/full-uri-secret",
+            "",
+            "credentials endpoint http://192.0.2.1:1/…: 192.0.2.1 resolves to 192.0.2.1, but an http:// AWS_CONTAINER_CREDENTIALS_FULL_URI must point at a loopback address",
+        ),
+        (
+            "https://127.0.0.1:1/v1/full-uri-secret",
+            "",
+            "credentials endpoint https://127.0.0.1:1/…: Connection refused",
+        ),
+    ] {
+        let log = stderr(&run_child(
+            "options_::a_full_uri_s_path_never_reaches_a_flush_error",
+            &[
+                ("AWS_ACCESS_KEY_ID", key_id),
+                ("AWS_SECRET_ACCESS_KEY", ""),
+                ("AWS_CONTAINER_CREDENTIALS_FULL_URI", uri),
+            ],
+        ));
+        assert!(
+            log.lines()
+                .any(|l| l.contains("[error]") && l.contains(shown)),
+            "{uri}: {log}"
+        );
+    }
 }
 
 /// HTTP_PROXY carries the STS and CloudWatch Logs calls; the ECS metadata endpoint and the
