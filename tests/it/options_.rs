@@ -391,18 +391,29 @@ fn credentials_endpoint_over_https_checks_the_certificate() {
     );
 }
 
-/// Regression (issue 27, item 2): Init errors name the option and the value, but an
-/// invalid credentials_endpoint only by its scheme and host (its path may be a
-/// credential: run_child checks every line).
+/// Regression (issue 27, items 2 and 5): Init errors name the option and the value, but
+/// an invalid credentials_endpoint only by its scheme and host (its path may be a
+/// credential: run_child checks every line); a tag CloudWatch refuses fails Init with
+/// auto_create_group on, naming the tag.
 #[test]
 fn init_errors_name_the_value_but_never_a_credential_path() {
-    let cases = [(
+    let cases = [
         (
-            "credentials_endpoint",
-            "htps://169.254.170.2/v2/credentials/endpoint-path-secret",
+            (
+                "credentials_endpoint",
+                "htps://169.254.170.2/v2/credentials/endpoint-path-secret",
+            ),
+            r#"invalid 'credentials_endpoint' "htps://169.254.170.2/…": expected an http:// or https:// URL"#,
         ),
-        r#"invalid 'credentials_endpoint' "htps://169.254.170.2/…": expected an http:// or https:// URL"#,
-    )];
+        (
+            ("new_log_group_tags", "env=prod, team=a&b"),
+            r#"invalid 'new_log_group_tags' "team=a&b": the value holds '&', which CloudWatch refuses in tags; expected at most 50 key=value pairs"#,
+        ),
+        (
+            ("new_log_group_tags", "owner=ops!"),
+            r#"invalid 'new_log_group_tags' "owner=ops!": the value holds '!'"#,
+        ),
+    ];
     if is_child() {
         for (option, _) in cases {
             let props = opts(&[
