@@ -501,7 +501,10 @@ impl Config {
     }
 }
 
-/// `k1=v1,k2=v2`, trimmed; empty keys ignored; CloudWatch's limits on tags.
+/// `k1=v1,k2=v2`, trimmed; empty keys ignored; the last of a key wins (as in the Go plugin).
+/// Each tag is held to CloudWatch's rules (CreateLogGroup, TagResource): at most 50 tags;
+/// keys of 1 to 128 characters, values of at most 256, of [`tag_char`]s; keys not starting
+/// with `aws:`. A refused tag is named in the error (tags are not secrets).
 fn tags(v: &str) -> Result<Vec<(String, String)>, OptionError> {
     let mut out: Vec<(String, String)> = Vec::new();
     for pair in v.split(',') {
@@ -510,20 +513,70 @@ fn tags(v: &str) -> Result<Vec<(String, String)>, OptionError> {
         if k.is_empty() {
             continue;
         }
-        if k.len() > 128 || val.len() > 256 || k.starts_with("aws:") {
+        if let Some(why) = refused_tag(k, val) {
             return Err(invalid(
                 "new_log_group_tags",
-                v,
-                "expected key=value pairs separated by commas; keys of 1 to 128 characters not starting with aws:, values of at most 256",
+                pair.trim(),
+                format!("{why}; {TAGS_ACCEPTED}"),
             ));
         }
         out.retain(|(old, _)| old != k);
         out.push((k.to_owned(), val.to_owned()));
     }
-    if out.len() > 50 {
-        return Err(invalid("new_log_group_tags", v, "at most 50 tags"));
+    if out.len() > MAX_TAGS {
+        return Err(invalid(
+            "new_log_group_tags",
+            v,
+            format!("{} tags; {TAGS_ACCEPTED}", out.len()),
+        ));
     }
     Ok(out)
+}
+
+/// What `new_log_group_tags` accepts, as CloudWatch documents it.
+const TAGS_ACCEPTED: &str = "expected at most 50 key=value pairs separated by commas, keys of 1 to 128 and values of at most 256 characters, each a letter, digit, space or one of _ . : / = + - @, keys not starting with aws:";
+/// CloudWatch's most tags on a log group.
+const MAX_TAGS: usize = 50;
+
+/// Why CloudWatch would refuse the tag `key=value` (trimmed, key not empty), if it would.
+fn refused_tag(key: &str, value: &str) -> Option<String> {
+    if key.starts_with("aws:") {
+        return Some("the key starts with aws:, which AWS reserves".into());
+    }
+    for (what, text, max) in [("key", key, 128), ("value", value, 256)] {
+        let length = text.chars().count();
+        if length > max {
+            return Some(format!(
+                "the {what} has {length} characters, more than {max}"
+            ));
+        }
+        if let Some(c) = text.chars().find(|&c| !tag_char(c)) {
+            return Some(format!(
+                "the {what} holds {c:?}, which CloudWatch refuses in tags"
+            ));
+        }
+    }
+    None
+}
+
+/// A character of CloudWatch's tag patterns, `[\p{L}\p{Z}\p{N}_.:/=+\-@]`. Numbers (`N`)
+/// are [`char::is_numeric`], exactly `Nd`, `Nl` and `No`; separators (`Z`) are listed, exactly
+/// `Zs`, `Zl` and `Zp` (tabs and line ends are not among them). Letters (`L`) are
+/// [`char::is_alphabetic`], Unicode's `Alphabetic`: every letter, and also a few characters
+/// CloudWatch refuses (combining vowel signs, circled letters such as `Ⓐ`), which then
+/// pass Init and fail at CreateLogGroup; std has no test for `L` alone, and nothing
+/// CloudWatch accepts is refused here.
+fn tag_char(c: char) -> bool {
+    c.is_alphabetic() || c.is_numeric() || separator(c) || "_.:/=+-@".contains(c)
+}
+
+/// Unicode's separators: `Zs` (spaces), `Zl` (U+2028) and `Zp` (U+2029).
+fn separator(c: char) -> bool {
+    matches!(
+        c,
+        ' ' | '\u{a0}' | '\u{1680}' | '\u{2000}'
+            ..='\u{200a}' | '\u{2028}' | '\u{2029}' | '\u{202f}' | '\u{205f}' | '\u{3000}'
+    )
 }
 
 /// `log_retention_days`: a retention CloudWatch accepts; 0 or less means unset, as in the
@@ -575,7 +628,9 @@ fn kms_key_id(v: &str) -> Result<String, OptionError> {
     }
 }
 
-/// An `http://` URL (a container-credentials endpoint on the task's own network).
+/// An `http://` or `https://` URL. Its path may be a bearer capability (a container's
+/// `/v2/credentials/<id>`), so an error shows only the value's scheme and host
+/// ([`crate::credentials::redact`]), as every log line does.
 fn credentials_endpoint(v: &str) -> Result<String, OptionError> {
     let scheme = v.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
     let ok = matches!(scheme.as_deref(), Some("http" | "https"))
@@ -586,8 +641,8 @@ fn credentials_endpoint(v: &str) -> Result<String, OptionError> {
     } else {
         Err(invalid(
             "credentials_endpoint",
-            v,
-            "expected an http:// or https:// URL that returns AccessKeyId, SecretAccessKey, Token and Expiration",
+            &crate::credentials::redact(v),
+            "expected an http:// or https:// URL of a credentials endpoint in the ECS container-credentials format (only its scheme and host are shown: the rest may be a credential)",
         ))
     }
 }
@@ -1282,6 +1337,105 @@ mod tests {
                 .option,
             "log_retention_days"
         );
+    }
+
+    /// Regression (issue 27, item 5): tags CloudWatch's patterns refuse fail Init with
+    /// auto_create_group on, naming the tag and what is accepted; with it off they are
+    /// ignored with a warning. What the patterns accept starts, in any script.
+    #[test]
+    fn tags_follow_cloudwatch_s_patterns() {
+        let tags = |v: &str, auto: &str| {
+            let mut all: Vec<(&str, &str)> = BASE.to_vec();
+            all.extend([("new_log_group_tags", v), ("auto_create_group", auto)]);
+            config(&all)
+        };
+        for (value, tag, why) in [
+            ("team=a&b", "team=a&b", "the value holds '&'"),
+            ("env=prod, owner=ops!", "owner=ops!", "the value holds '!'"),
+            ("app=(web)", "app=(web)", "the value holds '('"),
+            ("k=v;w", "k=v;w", "the value holds ';'"),
+            ("a*b=1", "a*b=1", "the key holds '*'"),
+            ("k=a\tb", "k=a\tb", "the value holds '\\t'"),
+            ("aws:x=1", "aws:x=1", "the key starts with aws:"),
+        ] {
+            let e = tags(value, "true").unwrap_err();
+            assert_eq!(e.option, "new_log_group_tags");
+            let text = e.to_string();
+            assert!(
+                text.starts_with(&format!("invalid 'new_log_group_tags' {tag:?}: {why}")),
+                "{text}"
+            );
+            assert!(
+                text.contains("each a letter, digit, space or one of _ . : / = + - @"),
+                "{text}"
+            );
+            let c = tags(value, "false").unwrap();
+            assert!(c.group.tags.is_empty());
+            assert!(
+                c.warnings[0].starts_with(&format!("new_log_group_tags {tag:?}: ignored")),
+                "{:?}",
+                c.warnings
+            );
+        }
+        let long_key = format!("{}=v", "鍵".repeat(128));
+        let long_value = format!("k={}", "値".repeat(256));
+        for value in [
+            "team lead=Ünïcode 東京, path=/a/b:c=d+e-f@g_h.i",
+            "k=",
+            "nbsp\u{a0}key=v\u{3000}w",
+            "roman=Ⅻ, half=½, ar=٣",
+            long_key.as_str(),
+            long_value.as_str(),
+        ] {
+            let c = tags(value, "true").unwrap_or_else(|e| panic!("{value}: {e}"));
+            assert!(!c.group.tags.is_empty() && c.warnings.is_empty(), "{value}");
+        }
+        let e = tags(&format!("{}=v", "鍵".repeat(129)), "true").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("the key has 129 characters, more than 128"),
+            "{e}"
+        );
+        let e = tags(&format!("k={}", "値".repeat(257)), "true").unwrap_err();
+        assert!(e.to_string().contains("more than 256"), "{e}");
+        let many: Vec<String> = (0..51).map(|i| format!("k{i}=v")).collect();
+        let e = tags(&many.join(","), "true").unwrap_err();
+        assert!(
+            e.to_string().contains(": 51 tags; expected at most 50"),
+            "{e}"
+        );
+        assert!(tags(&many[..50].join(","), "true").is_ok());
+    }
+
+    /// Regression (issue 27, item 2): an invalid credentials_endpoint is shown as its
+    /// scheme and host only, as every log line shows it: its path may be a credential.
+    #[test]
+    fn an_invalid_credentials_endpoint_is_shown_without_its_path() {
+        for (url, shown) in [
+            (
+                "htps://169.254.170.2/v2/credentials/endpoint-path-secret",
+                "htps://169.254.170.2/…",
+            ),
+            (
+                "http://169.254.170.2/v2/credentials/endpoint-path-secret x",
+                "http://169.254.170.2/…",
+            ),
+            (
+                "169.254.170.2/v2/credentials/endpoint-path-secret",
+                "169.254.170.2/…",
+            ),
+            ("ftp://x", "ftp://x"),
+        ] {
+            let e = with(&[("credentials_endpoint", url)]).unwrap_err();
+            let text = e.to_string();
+            assert!(
+                text.starts_with(&format!(
+                    "invalid 'credentials_endpoint' {shown:?}: expected an http:// or https:// URL"
+                )),
+                "{text}"
+            );
+            assert!(!text.contains("endpoint-path-secret"), "{text}");
+        }
     }
 
     /// An invalid external id is a secret all the same: its error says what is accepted,

@@ -19,6 +19,7 @@
 //! Nothing here logs a secret: container-credentials URLs (their path is a bearer
 //! capability) are shown without their path.
 
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
@@ -70,6 +71,7 @@ pub async fn sdk_config(config: &Config, pace: Pace) -> SdkConfig {
         loader = loader.credentials_provider(EndpointCredentials {
             url: url.clone(),
             authorization: None,
+            only: None,
         });
     } else if creds.profile.is_none()
         && let Some(endpoint) = container_credentials()
@@ -325,6 +327,8 @@ struct EndpointCredentials {
     url: String,
     /// The `Authorization` header, or the file it is read from (read at each fetch).
     authorization: Option<Authorization>,
+    /// The addresses the URL's host may resolve to, when not any.
+    only: Option<http::Only>,
 }
 
 #[derive(Debug)]
@@ -333,11 +337,16 @@ enum Authorization {
     File(String),
 }
 
+/// The task's container-credentials variables.
+const RELATIVE_URI: &str = "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI";
+const FULL_URI: &str = "AWS_CONTAINER_CREDENTIALS_FULL_URI";
+
 /// The ECS (or EKS Pod Identity) container-credentials endpoint this task's default chain
 /// would read: `AWS_CONTAINER_CREDENTIALS_RELATIVE_URI` (on 169.254.170.2), else
-/// `AWS_CONTAINER_CREDENTIALS_FULL_URI` on a loopback or ECS/EKS link-local host, with
-/// `AWS_CONTAINER_AUTHORIZATION_TOKEN(_FILE)`. `None` when sources the chain tries first
-/// (environment keys, a profile, web identity) are set.
+/// `AWS_CONTAINER_CREDENTIALS_FULL_URI`, with `AWS_CONTAINER_AUTHORIZATION_TOKEN(_FILE)`.
+/// Every FULL_URI is read here, not by the SDK (whose errors quote it whole), an `http://`
+/// one only at the addresses the AWS SDKs allow ([`CONTAINER_ADDRESSES`]). `None` when
+/// sources the chain tries first (environment keys, a profile, web identity) are set.
 fn container_credentials() -> Option<EndpointCredentials> {
     let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     if [
@@ -350,33 +359,42 @@ fn container_credentials() -> Option<EndpointCredentials> {
     {
         return None;
     }
-    if let Some(relative) = var("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI") {
+    if let Some(relative) = var(RELATIVE_URI) {
         return Some(EndpointCredentials {
             url: format!("http://169.254.170.2{relative}"),
             authorization: None,
+            only: None,
         });
     }
-    let full = var("AWS_CONTAINER_CREDENTIALS_FULL_URI")?;
-    let host = full
-        .strip_prefix("http://")?
-        .split(['/', ':'])
-        .next()
-        .unwrap_or_default()
-        .to_owned();
-    let allowed = host == "localhost"
-        || host.starts_with("127.")
-        || host == "169.254.170.2"
-        || host == "169.254.170.23";
-    if !allowed {
-        return None; // Left to the SDK's provider, which knows the other cases.
-    }
+    let full = var(FULL_URI)?;
+    let https = full
+        .get(..8)
+        .is_some_and(|s| s.eq_ignore_ascii_case("https://"));
     let authorization = var("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE")
         .map(Authorization::File)
         .or_else(|| var("AWS_CONTAINER_AUTHORIZATION_TOKEN").map(Authorization::Token));
     Some(EndpointCredentials {
         url: full,
         authorization,
+        only: (!https).then_some(CONTAINER_ADDRESSES),
     })
+}
+
+/// Where a FULL_URI that is not `https://` may point, as in the AWS SDKs (aws-config's ECS
+/// provider): its host resolves, and only to loopback addresses, ECS's 169.254.170.2, or EKS
+/// Pod Identity's 169.254.170.23 or fd00:ec2::23.
+const CONTAINER_ADDRESSES: http::Only = http::Only {
+    allowed: container_address,
+    rule: "an http:// AWS_CONTAINER_CREDENTIALS_FULL_URI must point at a loopback address, 169.254.170.2, 169.254.170.23 or fd00:ec2::23, as in the AWS SDKs (an https:// one may point anywhere)",
+};
+
+fn container_address(ip: IpAddr) -> bool {
+    const ALLOWED: [IpAddr; 3] = [
+        IpAddr::V4(Ipv4Addr::new(169, 254, 170, 2)),
+        IpAddr::V4(Ipv4Addr::new(169, 254, 170, 23)),
+        IpAddr::V6(Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x23)),
+    ];
+    ip.is_loopback() || ALLOWED.contains(&ip)
 }
 
 impl ProvideCredentials for EndpointCredentials {
@@ -385,6 +403,7 @@ impl ProvideCredentials for EndpointCredentials {
         Self: 'a,
     {
         let url = self.url.clone();
+        let only = self.only;
         let authorization = match &self.authorization {
             None => Ok(None),
             Some(Authorization::Token(t)) => Ok(Some(t.clone())),
@@ -398,20 +417,26 @@ impl ProvideCredentials for EndpointCredentials {
         };
         provider::future::ProvideCredentials::new(async move {
             let authorization = authorization?;
-            tokio::task::spawn_blocking(move || fetch_endpoint(&url, authorization.as_deref()))
-                .await
-                .map_err(CredentialsError::provider_error)?
+            tokio::task::spawn_blocking(move || {
+                fetch_endpoint(&url, authorization.as_deref(), only)
+            })
+            .await
+            .map_err(CredentialsError::provider_error)?
         })
     }
 }
 
-fn fetch_endpoint(url: &str, authorization: Option<&str>) -> provider::Result {
+fn fetch_endpoint(
+    url: &str,
+    authorization: Option<&str>,
+    only: Option<http::Only>,
+) -> provider::Result {
     let headers: Vec<(&str, &str)> = authorization
         .map(|a| ("Authorization", a))
         .into_iter()
         .collect();
     let shown = redact(url);
-    let (status, body) = http::get(url, &headers, ENDPOINT_TIMEOUT).map_err(|e| {
+    let (status, body) = http::get_if(url, &headers, ENDPOINT_TIMEOUT, only).map_err(|e| {
         CredentialsError::provider_error(format!("credentials endpoint {shown}: {e}"))
     })?;
     if status != 200 {
@@ -427,7 +452,7 @@ fn fetch_endpoint(url: &str, authorization: Option<&str>) -> provider::Result {
 /// URL (`/v2/credentials/<id>`) is a bearer capability, and a query may hold a token.
 pub fn redact(url: &str) -> String {
     let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let authority = rest.split(['/', '?', '#', '\\']).next().unwrap_or_default();
     // user:password@ in the authority is a secret too.
     let host = authority.rsplit('@').next().unwrap_or_default();
     let hidden = if rest.len() > authority.len() {
@@ -440,6 +465,48 @@ pub fn redact(url: &str) -> String {
     } else {
         format!("{scheme}://{host}{hidden}")
     }
+}
+
+/// `text` with the task's container-credentials URLs (their paths are bearer capabilities)
+/// [`redact`]ed: for errors that did not come from this module's reader (the SDK's default
+/// chain, used with a profile or environment keys, reads `AWS_CONTAINER_CREDENTIALS_FULL_URI`
+/// itself and quotes it whole in its errors).
+pub fn scrub(text: String) -> String {
+    let mut text = text;
+    for name in [FULL_URI, RELATIVE_URI] {
+        let Ok(url) = std::env::var(name) else {
+            continue;
+        };
+        text = scrub_url(text, &url);
+    }
+    text
+}
+
+/// `text` with `url`, and its path and query wherever they appear alone, redacted.
+fn scrub_url(text: String, url: &str) -> String {
+    let mut text = text;
+    if url.is_empty() {
+        return text;
+    }
+    if text.contains(url) {
+        text = text.replace(url, &redact(url));
+    }
+    // The path and query (a RELATIVE_URI is nothing else; the SDK may print a URI's parts).
+    let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let path = match url.contains("://") {
+        true => after_scheme
+            .find(['/', '?', '#', '\\'])
+            .map(|i| &after_scheme[i..]),
+        false => Some(url),
+    };
+    // (Not when the redacted URL itself holds it, as `http://h/…` holds `/h`.)
+    if let Some(path) = path.filter(|p| p.len() > 1)
+        && text.contains(path)
+        && !redact(url).contains(path)
+    {
+        text = text.replace(path, "/…");
+    }
+    text
 }
 
 /// The endpoint's JSON → credentials (the secret never leaves this function but in them).
@@ -530,13 +597,108 @@ mod tests {
             "http://127.0.0.1:9/…"
         );
         assert_eq!(redact("http://127.0.0.1:9"), "http://127.0.0.1:9");
-        let e =
-            fetch_endpoint("http://127.0.0.1:1/v2/credentials/the-secret-id", None).unwrap_err();
+        assert_eq!(redact(r"http:\\h\v2\credentials\x"), "http:/…");
+        assert_eq!(redact("htps://h/v2/credentials/x"), "htps://h/…");
+        let e = fetch_endpoint(
+            "http://127.0.0.1:1/v2/credentials/the-secret-id",
+            None,
+            None,
+        )
+        .unwrap_err();
         let text = format!(
             "{e}: {:?}",
             std::error::Error::source(&e).map(|s| s.to_string())
         );
         assert!(!text.contains("the-secret-id"), "{text}");
+    }
+
+    /// Regression (issue 27, item 3): an http:// FULL_URI is held to the AWS SDKs' rule on
+    /// the addresses its host resolves to, not to a prefix of its text.
+    #[test]
+    fn full_uri_addresses_follow_the_sdks_rule() {
+        for ok in [
+            "127.0.0.1",
+            "127.9.8.7",
+            "::1",
+            "169.254.170.2",
+            "169.254.170.23",
+            "fd00:ec2::23",
+        ] {
+            assert!(container_address(ok.parse().unwrap()), "{ok}");
+        }
+        for refused in [
+            "93.184.216.34",
+            "10.0.0.1",
+            "169.254.170.3",
+            "169.254.169.254",
+            "fd00:ec2::2",
+            "::ffff:127.0.0.1",
+            "0.0.0.0",
+        ] {
+            assert!(!container_address(refused.parse().unwrap()), "{refused}");
+        }
+    }
+
+    /// A name that merely starts like a loopback address is resolved (here it cannot be:
+    /// `.invalid` never resolves) and refused; nothing is sent, and the error shows the URL
+    /// without its path. A name that resolves to loopback is read.
+    #[test]
+    fn full_uri_hosts_are_resolved_before_anything_is_sent() {
+        let e = fetch_endpoint(
+            "http://127.0.0.1.invalid:9/v2/credentials/full-uri-secret",
+            Some("task-auth-token"),
+            Some(CONTAINER_ADDRESSES),
+        )
+        .unwrap_err();
+        let text = crate::log::causes(&e);
+        assert!(
+            text.contains("credentials endpoint http://127.0.0.1.invalid:9/…: cannot resolve 127.0.0.1.invalid"),
+            "{text}"
+        );
+        assert!(text.contains("must point at a loopback address"), "{text}");
+        assert!(!text.contains("full-uri-secret"), "{text}");
+        let server = flb_host::fake::JsonServer::start(vec![(
+            "/v1/credentials",
+            vec![(
+                200,
+                r#"{"AccessKeyId":"AKID","SecretAccessKey":"S","Token":"T"}"#.into(),
+            )],
+        )]);
+        let url = server
+            .url("/v1/credentials")
+            .replace("127.0.0.1", "localhost");
+        let c = fetch_endpoint(&url, None, Some(CONTAINER_ADDRESSES)).expect("localhost");
+        assert_eq!(c.access_key_id(), "AKID");
+    }
+
+    /// Regression (issue 27, item 4): what the SDK says about the task's credentials URL
+    /// (it quotes a FULL_URI whole) reaches a log line without the URL's path.
+    #[test]
+    fn scrubs_container_credential_urls_from_errors() {
+        let full = "https://creds.example.com:8443/v1/full-uri-secret?token=t";
+        assert_eq!(
+            scrub_url(
+                format!(
+                    "invalid full URI for ECS provider (URI did not refer to an allowed IP address): {full}"
+                ),
+                full
+            ),
+            "invalid full URI for ECS provider (URI did not refer to an allowed IP address): https://creds.example.com:8443/…"
+        );
+        assert_eq!(
+            scrub_url("GET /v1/full-uri-secret?token=t failed".into(), full),
+            "GET /… failed"
+        );
+        let relative = "/v2/credentials/0a1b2c3d";
+        assert_eq!(
+            scrub_url(format!("http://169.254.170.2{relative}: refused"), relative),
+            "http://169.254.170.2/…: refused"
+        );
+        assert_eq!(scrub_url("nothing here".into(), full), "nothing here");
+        assert_eq!(
+            scrub_url("http://h/h: x".into(), "http://h/h"),
+            "http://h/…: x"
+        );
     }
 
     #[test]

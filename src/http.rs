@@ -12,7 +12,7 @@
 //! caller says which endpoint failed, in a form it may log.
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,14 +30,33 @@ pub fn get(
     headers: &[(&str, &str)],
     timeout: Duration,
 ) -> Result<(u16, String), String> {
-    get_trusting(url, headers, timeout, native_roots)
+    get_trusting(url, headers, timeout, None, native_roots)
 }
 
-/// [`get`], with the roots an `https://` server's certificate is checked against.
+/// The addresses a request may be sent to, and the rule they follow (said in errors).
+#[derive(Debug, Clone, Copy)]
+pub struct Only {
+    pub allowed: fn(IpAddr) -> bool,
+    pub rule: &'static str,
+}
+
+/// [`get`], only when the host resolves, and only to addresses `only` allows (the
+/// connection then goes to one of exactly those addresses: the host is resolved once).
+pub fn get_if(
+    url: &str,
+    headers: &[(&str, &str)],
+    timeout: Duration,
+    only: Option<Only>,
+) -> Result<(u16, String), String> {
+    get_trusting(url, headers, timeout, only, native_roots)
+}
+
+/// [`get_if`], with the roots an `https://` server's certificate is checked against.
 fn get_trusting(
     url: &str,
     headers: &[(&str, &str)],
     timeout: Duration,
+    only: Option<Only>,
     roots: fn() -> Result<RootCertStore, String>,
 ) -> Result<(u16, String), String> {
     let (tls, rest) = match url.split_once("://") {
@@ -50,12 +69,27 @@ fn get_trusting(
         None => (rest, "/"),
     };
     let (host, port) = split_authority(authority, if tls { 443 } else { 80 })?;
-    let addr = (host, port)
-        .to_socket_addrs()
-        .map_err(|e| e.to_string())?
-        .next()
-        .ok_or_else(|| "no address".to_owned())?;
-    let conn = TcpStream::connect_timeout(&addr, timeout).map_err(|e| e.to_string())?;
+    let addrs: Vec<SocketAddr> = match ((host, port).to_socket_addrs(), only) {
+        (Ok(addrs), _) => addrs.collect(),
+        (Err(e), None) => return Err(e.to_string()),
+        (Err(e), Some(only)) => {
+            return Err(format!(
+                "cannot resolve {host} ({e}), and {}; nothing was sent",
+                only.rule
+            ));
+        }
+    };
+    if let Some(only) = only
+        && let Some(addr) = addrs.iter().find(|a| !(only.allowed)(a.ip()))
+    {
+        return Err(format!(
+            "{host} resolves to {}, but {}; nothing was sent",
+            addr.ip(),
+            only.rule
+        ));
+    }
+    let addr = addrs.first().ok_or_else(|| "no address".to_owned())?;
+    let conn = TcpStream::connect_timeout(addr, timeout).map_err(|e| e.to_string())?;
     conn.set_read_timeout(Some(timeout))
         .map_err(|e| e.to_string())?;
     conn.set_write_timeout(Some(timeout))
@@ -174,6 +208,7 @@ mod tests {
             &server.url("/creds?x=1"),
             &[("Authorization", "token-1")],
             Duration::from_secs(5),
+            None,
             trusting_the_test_certificate,
         )
         .expect("get");
@@ -193,6 +228,7 @@ mod tests {
             &server.url("/creds?x=1"),
             &[("Authorization", "token-2")],
             Duration::from_secs(5),
+            None,
             trusting_nothing,
         )
         .unwrap_err();
@@ -201,6 +237,46 @@ mod tests {
         std::thread::sleep(Duration::from_millis(100));
         assert_eq!(server.hits("/creds?x=1"), 0);
         assert!(server.last_headers().is_empty());
+    }
+
+    /// The host is resolved once, every address checked, and a refused one gets nothing:
+    /// the authorization token never leaves.
+    #[test]
+    fn a_refused_address_gets_no_request() {
+        let server = JsonServer::start(vec![("/creds", vec![(200, "{}".to_owned())])]);
+        let only = Only {
+            allowed: |ip| !ip.is_loopback(),
+            rule: "the test allows no loopback address",
+        };
+        for host in ["127.0.0.1", "localhost"] {
+            let url = server.url("/creds").replace("127.0.0.1", host);
+            let e = get_if(
+                &url,
+                &[("Authorization", "t")],
+                Duration::from_secs(5),
+                Some(only),
+            )
+            .unwrap_err();
+            assert!(
+                e.starts_with(&format!("{host} resolves to "))
+                    && e.ends_with(", but the test allows no loopback address; nothing was sent"),
+                "{e}"
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(server.hits("/creds"), 0);
+        let all = Only {
+            allowed: |_| true,
+            rule: "",
+        };
+        let (status, _) = get_if(
+            &server.url("/creds"),
+            &[],
+            Duration::from_secs(5),
+            Some(all),
+        )
+        .expect("allowed");
+        assert_eq!((status, server.hits("/creds")), (200, 1));
     }
 
     #[test]

@@ -265,7 +265,8 @@ impl StaleDrainer {
 }
 
 /// An error and its sources as one line, `a: b: c`, each cause once (the SDK's own
-/// rendering appends a debug dump of the whole error, too long and too raw for a log line).
+/// rendering appends a debug dump of the whole error, too long and too raw for a log line),
+/// with the task's container-credentials URLs redacted ([`crate::credentials::scrub`]).
 pub fn causes(err: &(dyn std::error::Error + 'static)) -> String {
     let mut line = err.to_string();
     let mut source = err.source();
@@ -277,7 +278,7 @@ pub fn causes(err: &(dyn std::error::Error + 'static)) -> String {
         }
         source = cause.source();
     }
-    line
+    crate::credentials::scrub(line)
 }
 
 /// The message with line breaks and other control characters escaped (`\n`, `\u{1b}`):

@@ -29,6 +29,7 @@ use std::time::SystemTime;
 use flb_host::host::{Plugin, library_path};
 use flb_out_cloudwatch::abi::PLUGIN_NAME;
 use flb_out_cloudwatch::config::Config;
+use flb_out_cloudwatch::credentials;
 use flb_out_cloudwatch::deliver::Destination;
 use flb_out_cloudwatch::ecs;
 use flb_out_cloudwatch::prepare::prepare_with;
@@ -220,7 +221,11 @@ async fn credential_steps(report: &mut Report, config: &Config) -> Option<String
         Ok(source) => {
             let creds = &config.credentials;
             let detail = match (&creds.credentials_endpoint, &creds.profile) {
-                (Some(url), _) => format!("from credentials_endpoint {url}"),
+                // Scheme and host only: the path may be a bearer capability, and this
+                // output often lands in logged sessions (ECS Exec).
+                (Some(url), _) => {
+                    format!("from credentials_endpoint {}", credentials::redact(url))
+                }
                 (None, Some(profile)) => format!("from {source}, profile '{profile}'"),
                 (None, None) => format!("from {source}"),
             };

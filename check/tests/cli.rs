@@ -230,6 +230,55 @@ fn a_missing_group_fails_the_send_step() {
     assert!(stdout.contains("auto_create_group true"), "{stdout}");
 }
 
+/// Regression (issue 27, item 1): the check shows `credentials_endpoint` by its scheme and
+/// host only, on every line (its path may be a bearer capability, and ECS Exec sessions,
+/// where the guide runs the check, are often logged); an invalid one too.
+#[test]
+fn the_credentials_endpoint_s_path_is_never_shown() {
+    let moto = Moto::start().expect("moto");
+    let path = "/v2/credentials/check-path-secret";
+    let creds = JsonServer::start(vec![(
+        path,
+        vec![(
+            200,
+            r#"{"AccessKeyId":"AKIAENDPOINTCREDS000","SecretAccessKey":"endpoint-secret","Token":"endpoint-token","Expiration":"2099-01-01T00:00:00Z"}"#.into(),
+        )],
+    )]);
+    let url = creds.url(path);
+    let mut args = firelens(&moto.url(), "s");
+    args.extend(["-p".into(), format!("credentials_endpoint={url}")]);
+    let out = check(&refs(&args));
+    let (stdout, stderr) = text(&out);
+    let context = format!("--- stdout\n{stdout}--- stderr\n{stderr}");
+    assert_eq!(out.status.code(), Some(0), "{context}");
+    let base = url.strip_suffix(path).expect("base");
+    assert!(
+        stdout.contains(&format!(
+            "✓ credentials: from credentials_endpoint {base}/…\n"
+        )),
+        "{context}"
+    );
+    assert!(creds.hits(path) >= 1);
+    for secret in ["check-path-secret", "endpoint-secret", "endpoint-token"] {
+        assert!(!context.contains(secret), "{secret} shown:\n{context}");
+    }
+
+    let mut args = firelens(&moto.url(), "s");
+    args.extend([
+        "-p".into(),
+        "credentials_endpoint=htps://169.254.170.2/v2/credentials/check-path-secret".into(),
+    ]);
+    let out = check(&refs(&args));
+    let (stdout, stderr) = text(&out);
+    let context = format!("--- stdout\n{stdout}--- stderr\n{stderr}");
+    assert_eq!(out.status.code(), Some(1), "{context}");
+    assert!(
+        stdout.contains("✗ options: invalid 'credentials_endpoint' \"htps://169.254.170.2/…\""),
+        "{context}"
+    );
+    assert!(!context.contains("check-path-secret"), "{context}");
+}
+
 /// A bad command line is status 2 with the usage; `--help` is status 0.
 #[test]
 fn usage_errors_and_help() {

@@ -391,6 +391,143 @@ fn credentials_endpoint_over_https_checks_the_certificate() {
     );
 }
 
+/// Regression (issue 27, items 2 and 5): Init errors name the option and the value, but
+/// an invalid credentials_endpoint only by its scheme and host (its path may be a
+/// credential: run_child checks every line); a tag CloudWatch refuses fails Init with
+/// auto_create_group on, naming the tag.
+#[test]
+fn init_errors_name_the_value_but_never_a_credential_path() {
+    let cases = [
+        (
+            (
+                "credentials_endpoint",
+                "htps://169.254.170.2/v2/credentials/endpoint-path-secret",
+            ),
+            r#"invalid 'credentials_endpoint' "htps://169.254.170.2/…": expected an http:// or https:// URL"#,
+        ),
+        (
+            ("new_log_group_tags", "env=prod, team=a&b"),
+            r#"invalid 'new_log_group_tags' "team=a&b": the value holds '&', which CloudWatch refuses in tags; expected at most 50 key=value pairs"#,
+        ),
+        (
+            ("new_log_group_tags", "owner=ops!"),
+            r#"invalid 'new_log_group_tags' "owner=ops!": the value holds '!'"#,
+        ),
+    ];
+    if is_child() {
+        for (option, _) in cases {
+            let props = opts(&[
+                ("region", REGION),
+                ("log_group_name", "/g"),
+                ("log_stream_name", "s"),
+                ("auto_create_group", "true"),
+                option,
+            ]);
+            assert_eq!(plugin().init(&props).err(), Some(0), "{option:?}");
+        }
+        return;
+    }
+    let log = stderr(&run_child(
+        "options_::init_errors_name_the_value_but_never_a_credential_path",
+        &[],
+    ));
+    let errors: Vec<&str> = log.lines().filter(|l| l.contains("[error]")).collect();
+    assert_eq!(errors.len(), cases.len(), "{log}");
+    for ((_, want), line) in cases.iter().zip(&errors) {
+        assert!(line.contains(want), "{line:?} should contain {want:?}");
+    }
+}
+
+/// The child of the FULL_URI tests: one flush, whose credentials cannot be had.
+fn flush_without_credentials() {
+    let out = plugin()
+        .init(&opts(&[
+            ("region", REGION),
+            ("log_group_name", "/g"),
+            ("log_stream_name", "s"),
+            ("endpoint", "http://127.0.0.1:9"),
+            ("retry_timeout", "0"),
+        ]))
+        .expect("init");
+    assert_eq!(out.flush("t", &app_chunk(&["a"])), FLB_RETRY);
+    assert_eq!(out.exit(), FLB_OK);
+}
+
+/// Regression (issue 27, item 3): an http:// AWS_CONTAINER_CREDENTIALS_FULL_URI is held to
+/// the AWS SDKs' rule on the addresses its host resolves to: a name that only starts like a
+/// loopback address is refused before anything (the authorization token) is sent, and the
+/// flush's error line says why, without the URL's path.
+#[test]
+fn a_full_uri_host_must_resolve_to_loopback() {
+    if is_child() {
+        return flush_without_credentials();
+    }
+    let log = stderr(&run_child(
+        "options_::a_full_uri_host_must_resolve_to_loopback",
+        &[
+            ("AWS_ACCESS_KEY_ID", ""),
+            ("AWS_SECRET_ACCESS_KEY", ""),
+            (
+                "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                "http://127.0.0.1.invalid:9/v2/credentials/full-uri-secret",
+            ),
+            ("AWS_CONTAINER_AUTHORIZATION_TOKEN", "task-auth-token"),
+        ],
+    ));
+    let line = log
+        .lines()
+        .find(|l| l.contains("[error]") && l.contains("credentials endpoint"))
+        .unwrap_or_else(|| panic!("no credentials error line:\n{log}"));
+    assert!(
+        line.contains("credentials endpoint http://127.0.0.1.invalid:9/…: cannot resolve 127.0.0.1.invalid")
+            && line.contains("an http:// AWS_CONTAINER_CREDENTIALS_FULL_URI must point at a loopback address, 169.254.170.2, 169.254.170.23 or fd00:ec2::23"),
+        "{line}"
+    );
+}
+
+/// Regression (issue 27, item 4): wherever a FULL_URI is read, the flush's error line shows
+/// it without its path (run_child checks every line): by the SDK's default chain (environment
+/// keys without a secret leave the chain to the SDK, whose error quotes the URI whole), or by
+/// the plugin — an address the AWS SDKs refuse (which the plugin used to leave to the SDK),
+/// an `https://` one at a closed port.
+#[test]
+fn a_full_uri_s_path_never_reaches_a_flush_error() {
+    if is_child() {
+        return flush_without_credentials();
+    }
+    for (uri, key_id, shown) in [
+        (
+            "http://192.0.2.1:1/v2/credentials/full-uri-secret",
+            "AKIAKEYWITHOUTSECRET",
+            "invalid full URI for ECS provider (URI did not refer to an allowed IP address): http://192.0.2.1:1/…",
+        ),
+        (
+            "http://192.0.2.1:1/v2/credentials/full-uri-secret",
+            "",
+            "credentials endpoint http://192.0.2.1:1/…: 192.0.2.1 resolves to 192.0.2.1, but an http:// AWS_CONTAINER_CREDENTIALS_FULL_URI must point at a loopback address",
+        ),
+        (
+            "https://127.0.0.1:1/v1/full-uri-secret",
+            "",
+            "credentials endpoint https://127.0.0.1:1/…: Connection refused",
+        ),
+    ] {
+        let log = stderr(&run_child(
+            "options_::a_full_uri_s_path_never_reaches_a_flush_error",
+            &[
+                ("AWS_ACCESS_KEY_ID", key_id),
+                ("AWS_SECRET_ACCESS_KEY", ""),
+                ("AWS_CONTAINER_CREDENTIALS_FULL_URI", uri),
+            ],
+        ));
+        assert!(
+            log.lines()
+                .any(|l| l.contains("[error]") && l.contains(shown)),
+            "{uri}: {log}"
+        );
+    }
+}
+
 /// HTTP_PROXY carries the STS and CloudWatch Logs calls; the ECS metadata endpoint and the
 /// task's container-credentials endpoint (here the base credentials, with its authorization
 /// token) are read directly, never through the proxy.

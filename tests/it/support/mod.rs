@@ -67,6 +67,8 @@ const SECRETS: &[&str] = &[
     "shared-secret-id",
     "/v2/credentials/",
     "/creds",
+    "endpoint-path-secret",
+    "full-uri-secret",
     "FQoGZXIvYXdzE",
     "chained-role-secret-key",
     "chained-role-session-token",
