@@ -37,6 +37,7 @@ pub const OPTION_NAMES: &[&str] = &[
     "default_log_stream_name",
     "log_group_template",
     "log_stream_template",
+    "confine_names",
     "new_log_group_tags",
     "log_retention_days",
     "log_group_class",
@@ -179,6 +180,9 @@ pub struct Config {
     /// `log_group_template` / `log_stream_template`: record-accessor templates tried first.
     pub log_group_template: Option<Template>,
     pub log_stream_template: Option<Template>,
+    /// `confine_names`: names from record keys keep their template's literal prefix (the
+    /// templates carry it; see [`template::confined`]).
+    pub confine_names: bool,
     /// Used when a templated name cannot be rendered.
     pub default_log_group_name: String,
     pub default_log_stream_name: String,
@@ -306,6 +310,7 @@ impl Config {
             log_stream,
             log_group_template: None,
             log_stream_template: None,
+            confine_names: false,
             default_log_group_name: DEFAULT_GROUP.to_owned(),
             default_log_stream_name: DEFAULT_STREAM.to_owned(),
             group: GroupOptions::default(),
@@ -403,12 +408,13 @@ impl Config {
             true,
             &mut warnings,
         )?;
-        Ok(Config {
+        confined(Config {
             region,
             log_group_name,
             log_stream,
             log_group_template: record_accessor("log_group_template")?,
             log_stream_template: record_accessor("log_stream_template")?,
+            confine_names: boolean("confine_names", get("confine_names"), false)?,
             default_log_group_name: match get("default_log_group_name") {
                 Some(v) => default_name("default_log_group_name", &v, Kind::Group, &mut warnings),
                 None => DEFAULT_GROUP.to_owned(),
@@ -944,6 +950,54 @@ fn kind_name(kind: Kind) -> &'static str {
     }
 }
 
+/// `confine_names`: every name template with record keys gets its literal prefix to keep
+/// ([`template::confined`]); one without a prefix to keep (empty, or only `/`) fails Init,
+/// naming its option, because confining it would send every record to the default name.
+fn confined(mut c: Config) -> Result<Config, OptionError> {
+    if !c.confine_names {
+        return Ok(c);
+    }
+    let stream_name = match &mut c.log_stream {
+        StreamName::Fixed(t) => Some(t),
+        StreamName::Prefix(_) => None,
+    };
+    let templates = [
+        ("log_group_name", Kind::Group, Some(&mut c.log_group_name)),
+        ("log_stream_name", Kind::Stream, stream_name),
+        (
+            "log_group_template",
+            Kind::Group,
+            c.log_group_template.as_mut(),
+        ),
+        (
+            "log_stream_template",
+            Kind::Stream,
+            c.log_stream_template.as_mut(),
+        ),
+    ];
+    for (option, kind, t) in templates {
+        let Some(t) = t else { continue };
+        let kept = match kind {
+            Kind::Group => t.confine_group(),
+            Kind::Stream => t.confine_stream(),
+        };
+        if let Err(prefix) = kept {
+            let example = match t.syntax() {
+                template::Syntax::Go => "/ecs/app-$(app)",
+                template::Syntax::RecordAccessor => "/ecs/app-$app",
+            };
+            return Err(invalid(
+                option,
+                t.source(),
+                format!(
+                    "confine_names is on, and a name from record keys needs fixed text other than '/' before its first variable (here {prefix:?}), e.g. '{example}': the prefix its names must keep; or set confine_names off"
+                ),
+            ));
+        }
+    }
+    Ok(c)
+}
+
 /// `default_log_group_name` / `default_log_stream_name`: used as they are (the Go plugin
 /// does not clean them), except what CloudWatch would refuse, which is cleaned (with `#`
 /// kept in groups) with a warning: the Go plugin could never deliver to such a name.
@@ -1221,6 +1275,74 @@ mod tests {
         assert_eq!(e.option, "log_stream_prefix");
         let e = config(&[("region", "us-east-1"), ("log_group_name", "g")]).unwrap_err();
         assert_eq!(e.option, "log_stream_name");
+    }
+
+    /// `confine_names`: off by default; a boolean like the others; on, every template with
+    /// record keys gets its prefix to keep, and one without a prefix fails Init naming its
+    /// option, its value and what is needed.
+    #[test]
+    fn confine_names_option() {
+        let c = with(&[("log_group_name", "/ecs/$(app)")]).unwrap();
+        assert!(!c.confine_names);
+        assert_eq!(c.log_group_name.confined_prefix(), None, "off by default");
+        let e = with(&[("confine_names", "maybe")]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid 'confine_names' \"maybe\": expected true/false, on/off or yes/no"
+        );
+        for (v, want) in [("on", true), ("TRUE", true), ("yes", true), ("off", false)] {
+            let c = with(&[("confine_names", v)]).unwrap();
+            assert_eq!(c.confine_names, want, "{v}");
+            assert!(c.warnings.is_empty(), "{v}: {:?}", c.warnings);
+        }
+        let c = config(&[
+            ("region", "us-east-1"),
+            ("log_group_name", "/ecs/app-$(app)"),
+            ("log_stream_name", "$(tag)-$(ecs_task_id)"),
+            ("log_group_template", "/k8s/$kubernetes['namespace_name']"),
+            ("log_stream_template", "pod:$app"),
+            ("confine_names", "true"),
+        ])
+        .unwrap();
+        assert_eq!(c.log_group_name.confined_prefix(), Some("/ecs/app-"));
+        let StreamName::Fixed(stream) = &c.log_stream else {
+            panic!("a stream name")
+        };
+        assert_eq!(stream.confined_prefix(), None, "no record key: unaffected");
+        fn prefix(t: &Option<Template>) -> Option<&str> {
+            t.as_ref().and_then(Template::confined_prefix)
+        }
+        assert_eq!(prefix(&c.log_group_template), Some("/k8s/"));
+        assert_eq!(prefix(&c.log_stream_template), Some("pod."));
+        let c = config(&[
+            ("region", "us-east-1"),
+            ("log_group_name", "/ecs/app"),
+            ("log_stream_prefix", "p-"),
+            ("confine_names", "on"),
+        ])
+        .unwrap();
+        assert!(c.confine_names && c.log_group_name.confined_prefix().is_none());
+
+        let e = with(&[("log_group_name", "$(app)"), ("confine_names", "on")]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "invalid 'log_group_name' \"$(app)\": confine_names is on, and a name from record keys needs fixed text other than '/' before its first variable (here \"\"), e.g. '/ecs/app-$(app)': the prefix its names must keep; or set confine_names off"
+        );
+        for (option, value, example) in [
+            ("log_stream_name", "/$(app)", "$(app)"),
+            ("log_stream_name", "$(tag)/$(app)", "$(app)"),
+            ("log_group_template", "$app", "$app"),
+            ("log_stream_template", "//$TAG/$app", "$app"),
+        ] {
+            let e = with(&[(option, value), ("confine_names", "yes")]).unwrap_err();
+            assert_eq!(e.option, option);
+            assert!(
+                e.to_string()
+                    .contains(&format!("e.g. '/ecs/app-{example}'")),
+                "{e}"
+            );
+            assert!(with(&[(option, value)]).is_ok(), "{option} {value} off");
+        }
     }
 
     fn names(group: &str, stream: &str) -> Result<Config, OptionError> {

@@ -364,6 +364,9 @@ fn describe(c: &Config) -> String {
         c.max_event_size,
         c.oversize_event.as_str()
     );
+    if c.confine_names {
+        s.push_str(" confine_names=true");
+    }
     if let Some(r) = &c.role_arn {
         let _ = write!(s, " role_arn={r}");
     }

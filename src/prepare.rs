@@ -661,6 +661,74 @@ mod tests {
         assert_eq!(p.streams[0].0.group, "g", "falls back to log_group_name");
     }
 
+    fn destinations(p: &Prepared) -> Vec<(&str, &str, usize)> {
+        p.streams
+            .iter()
+            .map(|(d, e)| (d.group.as_str(), d.stream.as_str(), e.len()))
+            .collect()
+    }
+
+    /// `confine_names`: a record whose name would leave its template's prefix takes the
+    /// path of a name that cannot be rendered (here the default group), with one reason for
+    /// every such record; the others go where the template says. Off, as before.
+    #[test]
+    fn confined_names_fall_back_like_unrendered_ones() {
+        let mut c = config(Some("log"));
+        c.log_group_name = Template::parse_go("/app/$(app)").unwrap();
+        c.log_stream = StreamName::Fixed(Template::parse_go("s-$(app)").unwrap());
+        let chunk = [
+            app_record("web"),
+            app_record("../x"),
+            app_record("é/é"),
+            app_record("db"),
+        ]
+        .concat();
+        let off = prepare(&c, "t", &chunk);
+        assert_eq!(
+            destinations(&off),
+            vec![
+                ("/app/web", "s-web", 1),
+                ("/app/../x", "s-../x", 1),
+                ("/app/../..", "s-é/é", 1),
+                ("/app/db", "s-db", 1)
+            ]
+        );
+        assert!(off.report.template_failures.is_empty());
+
+        c.log_group_name.confine_group().unwrap();
+        if let StreamName::Fixed(t) = &mut c.log_stream {
+            t.confine_stream().unwrap();
+        }
+        let on = prepare(&c, "t", &chunk);
+        assert_eq!(
+            destinations(&on),
+            vec![
+                ("/app/web", "s-web", 1),
+                ("fluentbit-default", "s-../x", 1),
+                ("fluentbit-default", "s-é/é", 1),
+                ("/app/db", "s-db", 1)
+            ]
+        );
+        assert_eq!(
+            on.report.template_failures.iter().collect::<Vec<_>>(),
+            vec![
+                "log_group_name '/app/$(app)': the name would have a '..' segment after the template's literal prefix '/app/' (confine_names); falling back (last resort 'fluentbit-default')"
+            ]
+        );
+
+        // log_group_template falls back to log_group_name, as when a key is missing.
+        let mut c = config(Some("log"));
+        let mut t = Template::parse_record_accessor("/ra/$app").unwrap();
+        t.confine_group().unwrap();
+        c.log_group_template = Some(t);
+        let p = prepare(&c, "t", &[app_record("web"), app_record("..")].concat());
+        assert_eq!(
+            destinations(&p),
+            vec![("/ra/web", "p-t", 1), ("g", "p-t", 1)]
+        );
+        assert_eq!(p.report.template_failures.len(), 1);
+    }
+
     #[test]
     fn ecs_and_uuid_values() {
         let mut c = config(Some("log"));

@@ -18,6 +18,10 @@
 //! CloudWatch accepts, by the Go plugin's rules. Rendering fails (and the caller falls back)
 //! when a key, a Go tag part or the ECS metadata is missing, a value cannot be text, or the
 //! result is empty. Must not fetch anything: values come in a [`Context`].
+//!
+//! With `confine_names` ([`Template::confine_group`], [`Template::confine_stream`]), a name
+//! from record keys must also keep its template's literal prefix: see [`confined`] for the
+//! rule. A name that does not fails like one that cannot be rendered.
 
 use std::fmt;
 
@@ -66,6 +70,8 @@ pub struct Template {
     parts: Vec<Part>,
     /// Variables that do not mean what they may seem to (said once at Init).
     notes: Vec<String>,
+    /// `confine_names`: the cleaned literal prefix every rendered name must keep ([`confined`]).
+    confined: Option<String>,
 }
 
 /// What a template needs to be rendered.
@@ -107,6 +113,11 @@ pub enum Failure {
     /// The task metadata has no value for this variable.
     NoEcsValue(&'static str),
     Empty,
+    /// `confine_names`: the name does not start with this prefix (the template's literal
+    /// prefix, cleaned).
+    OutsidePrefix(String),
+    /// `confine_names`: the name has a `..` segment from the record after this prefix.
+    DotDotSegment(String),
 }
 
 impl fmt::Display for Failure {
@@ -118,6 +129,14 @@ impl fmt::Display for Failure {
             Failure::NoEcsMetadata => f.write_str("no ECS task metadata (not running in ECS)"),
             Failure::NoEcsValue(v) => write!(f, "the ECS task metadata has no {v}"),
             Failure::Empty => f.write_str("the name is empty"),
+            Failure::OutsidePrefix(p) => write!(
+                f,
+                "the name would not start with the template's literal prefix '{p}' (confine_names)"
+            ),
+            Failure::DotDotSegment(p) => write!(
+                f,
+                "the name would have a '..' segment after the template's literal prefix '{p}' (confine_names)"
+            ),
         }
     }
 }
@@ -138,6 +157,7 @@ impl From<&str> for Template {
             syntax: Syntax::Go,
             parts,
             notes: Vec::new(),
+            confined: None,
         }
     }
 }
@@ -165,6 +185,7 @@ impl Template {
             syntax: Syntax::Go,
             parts,
             notes,
+            confined: None,
         })
     }
 
@@ -211,6 +232,7 @@ impl Template {
             syntax: Syntax::RecordAccessor,
             parts,
             notes: Vec::new(),
+            confined: None,
         })
     }
 
@@ -238,6 +260,52 @@ impl Template {
                 _ => None,
             })
             .collect()
+    }
+
+    /// The template's text before its first variable (of any kind): what the configuration
+    /// fixes whatever the record, tag or task. Empty when the template starts with a variable.
+    pub fn literal_prefix(&self) -> &str {
+        match self.parts.first() {
+            Some(Part::Literal(s)) => s,
+            _ => "",
+        }
+    }
+
+    /// `confine_names` for a group name: names rendered from record keys must keep the
+    /// literal prefix, cleaned as the group is ([`confined`]). A template without record keys
+    /// has nothing to confine and is left as it is. `Err` (with the cleaned prefix) when
+    /// there is no prefix to keep: it is empty, or only `/`.
+    pub fn confine_group(&mut self) -> Result<(), String> {
+        let mut prefix = String::new();
+        clean_group(
+            self.literal_prefix().as_bytes(),
+            self.syntax == Syntax::RecordAccessor,
+            &mut prefix,
+        );
+        self.confine_to(prefix)
+    }
+
+    /// `confine_names` for a stream name: as [`Template::confine_group`].
+    pub fn confine_stream(&mut self) -> Result<(), String> {
+        let mut prefix = String::new();
+        clean_stream(self.literal_prefix().as_bytes(), &mut prefix);
+        self.confine_to(prefix)
+    }
+
+    fn confine_to(&mut self, prefix: String) -> Result<(), String> {
+        if self.needs() != Needs::Record {
+            return Ok(());
+        }
+        if prefix.bytes().all(|b| b == b'/') {
+            return Err(prefix);
+        }
+        self.confined = Some(prefix);
+        Ok(())
+    }
+
+    /// The prefix names of this template are confined to (`confine_names`), if any.
+    pub fn confined_prefix(&self) -> Option<&str> {
+        self.confined.as_deref()
     }
 
     pub fn needs(&self) -> Needs {
@@ -302,7 +370,7 @@ impl Template {
     ) -> Result<(), Failure> {
         self.render(cx, raw)?;
         clean_group(raw, self.syntax == Syntax::RecordAccessor, name);
-        Ok(())
+        self.keeps_prefix(name)
     }
 
     /// Renders and cleans a stream name into `name` (see [`clean_stream`]).
@@ -314,8 +382,39 @@ impl Template {
     ) -> Result<(), Failure> {
         self.render(cx, raw)?;
         clean_stream(raw, name);
-        Ok(())
+        self.keeps_prefix(name)
     }
+
+    /// `Ok` unless the template is confined and `name` (cleaned) breaks [`confined`].
+    fn keeps_prefix(&self, name: &str) -> Result<(), Failure> {
+        match &self.confined {
+            None => Ok(()),
+            Some(prefix) => confined(prefix, name),
+        }
+    }
+}
+
+/// The `confine_names` rule. A name rendered from record keys, once cleaned as CloudWatch
+/// will get it, stays within its template's literal prefix `prefix` (cleaned the same way)
+/// when both hold:
+/// 1. it starts with `prefix` (a string prefix, as an IAM resource `…:log-group:prefix*`
+///    reads it); and
+/// 2. no `/`-separated segment from the one `prefix` ends in onwards is `..`, whether the
+///    record wrote it or the cleaning made it (`é` → `..`): a name such as
+///    `/ecs/app/../../x` starts with `/ecs/app/` but reads, to people and to tools that treat
+///    names as paths, as outside it.
+///
+/// A prefix comparison and one scan of the rest of the name: cheap enough per record.
+pub fn confined(prefix: &str, name: &str) -> Result<(), Failure> {
+    if !name.starts_with(prefix) {
+        return Err(Failure::OutsidePrefix(prefix.to_owned()));
+    }
+    let from = prefix.rfind('/').map_or(0, |i| i + 1);
+    let rest = name.as_bytes().get(from..).unwrap_or_default();
+    if rest.split(|&b| b == b'/').any(|segment| segment == b"..") {
+        return Err(Failure::DotDotSegment(prefix.to_owned()));
+    }
+    Ok(())
 }
 
 /// `strings.SplitN(tag, ".", 10)`: the Go plugin's tag parts.
@@ -936,6 +1035,133 @@ mod tests {
         assert_eq!(Template::parse_go("$(a)").unwrap().needs(), Needs::Record);
         assert!(Template::parse_go("$(ecs_cluster)").unwrap().uses_ecs());
         assert_eq!(Template::parse_go("a$(tag)b").unwrap().literal_text(), "ab");
+    }
+
+    /// `{"app": <app>}` (fewer than 32 bytes).
+    fn app(value: &str) -> Vec<u8> {
+        let mut v = vec![0x81, 0xa3, b'a', b'p', b'p', 0xa0 | value.len() as u8];
+        v.extend_from_slice(value.as_bytes());
+        v
+    }
+
+    fn confined_group(t: &str, value: &str) -> Result<String, Failure> {
+        let mut t = Template::parse_go(t).unwrap();
+        t.confine_group().unwrap();
+        go_group_of(&t, value)
+    }
+
+    fn go_group_of(t: &Template, value: &str) -> Result<String, Failure> {
+        let cx = Context {
+            tag: "t",
+            body: &app(value),
+            ecs: None,
+            uuid: "",
+        };
+        let (mut raw, mut name) = (Vec::new(), String::new());
+        t.render_group(&cx, &mut raw, &mut name).map(|()| name)
+    }
+
+    #[test]
+    fn literal_prefixes() {
+        for (t, want) in [
+            ("/ecs/app-$(app)", "/ecs/app-"),
+            ("/ecs/$(tag)/$(app)", "/ecs/"),
+            ("$(app)/x", ""),
+            ("plain", "plain"),
+        ] {
+            assert_eq!(Template::parse_go(t).unwrap().literal_prefix(), want, "{t}");
+        }
+        let ra = |s: &str| Template::parse_record_accessor(s).unwrap();
+        assert_eq!(ra("cost $5 $app").literal_prefix(), "cost $5 ");
+        assert_eq!(ra("$TAG/$app").literal_prefix(), "");
+    }
+
+    /// The prefix to keep is the literal prefix cleaned as the name is; only templates with
+    /// record keys are confined; an empty or `/`-only prefix cannot be.
+    #[test]
+    fn what_confinement_keeps() {
+        let mut t = Template::parse_go("/my app#1/$(app)").unwrap();
+        t.confine_group().unwrap();
+        assert_eq!(t.confined_prefix(), Some("/my.app.1/"));
+        let mut t = Template::parse_record_accessor("/a#b/$app").unwrap();
+        t.confine_group().unwrap();
+        assert_eq!(t.confined_prefix(), Some("/a#b/"), "'#' is kept there");
+        let mut t = Template::parse_go("pod:1/$(app)").unwrap();
+        t.confine_stream().unwrap();
+        assert_eq!(t.confined_prefix(), Some("pod.1/"));
+        for nothing in ["/static", "$(tag)", "$(ecs_task_id)-$(uuid)"] {
+            let mut t = Template::parse_go(nothing).unwrap();
+            assert_eq!(t.confine_group(), Ok(()), "{nothing}");
+            assert_eq!(t.confined_prefix(), None, "{nothing}: nothing to confine");
+        }
+        for (unbounded, prefix) in [("$(app)", ""), ("/$(app)", "/"), ("//$(app)", "//")] {
+            let mut t = Template::parse_go(unbounded).unwrap();
+            assert_eq!(t.confine_group(), Err(prefix.to_owned()), "{unbounded}");
+            assert_eq!(t.confine_stream(), Err(prefix.to_owned()), "{unbounded}");
+        }
+        let mut t = Template::parse_go("$(tag)/$(app)").unwrap();
+        assert!(t.confine_group().is_err(), "a tag is not fixed text");
+    }
+
+    /// The rule: the name starts with the prefix and has no `..` segment from the prefix's
+    /// last segment on, whether the record wrote it or the Go plugin's cleaning made it.
+    #[test]
+    fn confined_names_keep_their_prefix() {
+        let t = "/ecs/app/$(app)";
+        assert_eq!(confined_group(t, "web").unwrap(), "/ecs/app/web");
+        assert_eq!(confined_group(t, "..x").unwrap(), "/ecs/app/..x");
+        assert_eq!(confined_group(t, "x../y").unwrap(), "/ecs/app/x../y");
+        assert_eq!(confined_group(t, "./x").unwrap(), "/ecs/app/./x");
+        let dotdot = Err(Failure::DotDotSegment("/ecs/app/".into()));
+        for escape in ["..", "../x", "x/../y", "../../other", "é/é/x", "x/é"] {
+            assert_eq!(confined_group(t, escape), dotdot, "{escape:?}");
+        }
+        // The segment the prefix ends in counts; the ones inside the prefix are its own.
+        let t = "/ecs/app-$(app)";
+        assert_eq!(confined_group(t, "..").unwrap(), "/ecs/app-..");
+        assert!(confined_group(t, "/../x").is_err());
+        assert!(confined_group("/ecs/app/.$(app)", ".").is_err());
+        assert_eq!(
+            confined_group("/a/../b/$(app)", "x").unwrap(),
+            "/a/../b/x",
+            "the operator's own text"
+        );
+        // Unconfined, as the Go plugin names it.
+        let t = Template::parse_go("/ecs/app/$(app)").unwrap();
+        assert_eq!(go_group_of(&t, "é/é/x").unwrap(), "/ecs/app/../../x");
+        // Streams: the same rule over the stream's cleaning.
+        let mut t = Template::parse_go("pod-$(app)").unwrap();
+        t.confine_stream().unwrap();
+        let stream = |v: &str| {
+            let cx = Context {
+                tag: "t",
+                body: &app(v),
+                ecs: None,
+                uuid: "",
+            };
+            let (mut raw, mut name) = (Vec::new(), String::new());
+            t.render_stream(&cx, &mut raw, &mut name).map(|()| name)
+        };
+        assert_eq!(stream("a:b/c").unwrap(), "pod-a.b/c");
+        assert_eq!(stream("/../x"), Err(Failure::DotDotSegment("pod-".into())));
+        // Record-accessor templates too.
+        let mut t = Template::parse_record_accessor("ra/$app").unwrap();
+        t.confine_group().unwrap();
+        assert_eq!(go_group_of(&t, "web").unwrap(), "ra/web");
+        assert_eq!(
+            go_group_of(&t, "../x"),
+            Err(Failure::DotDotSegment("ra/".into()))
+        );
+        // Rendering never drops the prefix; the check holds anyway.
+        assert_eq!(
+            confined("/ecs/", "/other/x"),
+            Err(Failure::OutsidePrefix("/ecs/".into()))
+        );
+        assert!(
+            Failure::DotDotSegment("/ecs/".into())
+                .to_string()
+                .contains("confine_names")
+        );
     }
 
     #[test]

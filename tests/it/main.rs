@@ -5,6 +5,8 @@ mod support;
 
 /// Registration, Init and its option errors, panics, the flush stack.
 mod abi_;
+/// `confine_names`: names from record keys keep their template's prefix.
+mod confine_;
 /// Cross-account delivery, several instances, concurrent flushes, delivery failures.
 mod deliver_;
 /// A drop-in for AWS's Go plugin: what it runs starts, its names land in the same place,
