@@ -23,7 +23,7 @@ use crate::metrics::{HostCounters, Metrics};
 use crate::prepare::prepare_with;
 use crate::report::Reporter;
 use crate::retry::{Budget, ErrorKind};
-use crate::send::Flush;
+use crate::send::{Flush, Sent};
 use crate::{credentials, ecs, runtime};
 
 /// What a flush tells Fluent Bit.
@@ -190,10 +190,9 @@ impl Instance {
             &budget,
             self.ledger.take(&tag, chunk),
         );
-        let error = self.runtime.block_on(flush.send(&mut prepared));
-        let outcome = match error {
-            None => Outcome::Ok,
-            Some(e) => {
+        let outcome = match self.runtime.block_on(flush.send(&mut prepared)) {
+            Sent::All => Outcome::Ok,
+            Sent::Failed(e) => {
                 self.report.flush_failed(&e, &self.hint(&e));
                 self.ledger.remember(&tag, chunk, flush.into_progress());
                 Outcome::Retry

@@ -13,6 +13,12 @@
 //! dropped with a counted reason) or split. On `FLB_RETRY` the ledger keeps it, and the
 //! retried chunk sends exactly the requests that were not settled, split the same way.
 //!
+//! A chunk may spread over many streams (names from record keys). The flush's [`Gate`]
+//! keeps that from multiplying calls that cannot succeed: a group new to the instance is
+//! tried by one of its streams first; if that finds the group missing (`auto_create_group`
+//! off) or access denied, the group's other streams end with the same error and without a
+//! call (the chunk is retried, as for the first), with one line per group.
+//!
 //! Must not: make AWS calls itself (that is [`Deliverer`]'s), or count and log anything
 //! but through the [`Reporter`].
 
@@ -24,6 +30,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use crate::batch::{self, EVENT_OVERHEAD, Event, LEGACY_MAX_EVENT_BYTES};
 use crate::config::Oversize;
 use crate::deliver::{AwsError, Deliverer, Destination};
+use crate::gate::Gate;
 use crate::ledger::{Progress, RequestKey, Split};
 use crate::prepare::{Prepared, recut};
 use crate::report::Reporter;
@@ -37,7 +44,17 @@ pub struct Flush<'a> {
     pub oversize: Oversize,
     pub tag: &'a str,
     pub budget: &'a Budget,
+    gate: Gate,
     progress: Mutex<Progress>,
+}
+
+/// How a flush's sending ended.
+#[derive(Debug)]
+pub enum Sent {
+    /// Every request was settled.
+    All,
+    /// A call failed (the first error): the chunk is to be retried.
+    Failed(AwsError),
 }
 
 type Sending<'b> = Pin<Box<dyn Future<Output = Result<(), AwsError>> + 'b>>;
@@ -58,6 +75,7 @@ impl<'a> Flush<'a> {
             oversize,
             tag,
             budget,
+            gate: Gate::default(),
             progress: Mutex::new(progress),
         }
     }
@@ -73,9 +91,10 @@ impl<'a> Flush<'a> {
         f(&mut self.progress.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
-    /// Sends every stream's requests, all concurrently. Returns the first error; every
-    /// request that could be sent was sent.
-    pub async fn send(&self, prepared: &mut Prepared) -> Option<AwsError> {
+    /// Sends every stream's requests, all concurrently (within what the gate lets go).
+    /// Every request that could be sent was sent; logs the streams the gate ended, once per
+    /// group.
+    pub async fn send(&self, prepared: &mut Prepared) -> Sent {
         // Shared with the request bodies, which are written from it as they are sent.
         let messages = &Arc::new(std::mem::take(&mut prepared.messages));
         let streams = prepared
@@ -83,11 +102,20 @@ impl<'a> Flush<'a> {
             .iter_mut()
             .map(|(destination, events)| self.stream(destination, messages, events))
             .collect();
-        runtime::join_all(streams)
+        let error = runtime::join_all(streams)
             .await
             .into_iter()
             .flatten()
-            .next()
+            .next();
+        for (error, n) in self.gate.ended() {
+            if n > 0 {
+                self.report.group_ended(self.tag, &error, n);
+            }
+        }
+        match error {
+            Some(e) => Sent::Failed(e),
+            None => Sent::All,
+        }
     }
 
     /// One stream: its batches in time order, each a request.
@@ -105,7 +133,18 @@ impl<'a> Flush<'a> {
             self.report.not_resent(destination, keys.len());
             return None;
         }
-        if let Err(e) = self.deliverer.ensure_stream(self.budget, destination).await {
+        let known = self.deliverer.knows_group(&destination.group);
+        // Held until the stream is done: if it tries its group first, the group's other
+        // streams wait for it.
+        let _turn = match self.gate.enter(destination, known).await {
+            Ok(turn) => turn,
+            Err(e) => return Some(e),
+        };
+        if let Err(e) = self
+            .deliverer
+            .ensure_stream(self.budget, &self.gate, destination)
+            .await
+        {
             return Some(e);
         }
         let events = &*events;
@@ -168,7 +207,7 @@ impl<'a> Flush<'a> {
             }
             let e = match self
                 .deliverer
-                .put_batch(self.budget, destination, messages, batch)
+                .put_batch(self.budget, &self.gate, destination, messages, batch)
                 .await
             {
                 Ok(rejected) => {
