@@ -394,6 +394,12 @@ impl Deliverer {
         Ok(())
     }
 
+    /// Whether the first put to `destination` must create the stream first (it is not
+    /// known to exist, and `auto_create_stream` is on).
+    pub fn must_create(&self, destination: &Destination) -> bool {
+        self.settings.auto_create_stream && !self.ready.contains(destination)
+    }
+
     /// Whether a PutLogEvents to `group` was accepted lately.
     pub fn knows_group(&self, group: &str) -> bool {
         self.working.contains(&group.to_owned())

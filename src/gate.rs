@@ -1,6 +1,6 @@
 //! What one flush has learned that holds for its other calls, shared by its concurrent
-//! streams: which groups fail for good in this flush, and which group one stream is trying
-//! first.
+//! streams: which groups fail for good in this flush, which group one stream is trying
+//! first, and how many new streams the flush may still create.
 //!
 //! - A group the instance has not yet written to is tried by one stream first; the group's
 //!   other streams wait for it. When that stream finds the group missing or finds access
@@ -8,14 +8,18 @@
 //!   without a call; otherwise they all go. A group known to work goes at once; if it fails
 //!   for good in a flush, the calls of its streams that have not been made yet end there
 //!   (the check comes after a call's turn among the instance's concurrent calls).
+//! - A flush takes at most a given number of new streams ([`Gate::take_new_stream`]); the
+//!   streams beyond wait for the chunk's retry (the ledger remembers what was settled, so the
+//!   retry goes on with the next ones).
 //!
-//! Every stream ended here is counted per failed group ([`Gate::ended`]); the caller logs
-//! them once per group.
+//! Every stream ended here is counted: per failed group ([`Gate::ended`]) and in
+//! [`Gate::waiting`]; the caller logs them once per group and once per flush.
 //!
 //! Must not: make calls, log, or decide which errors end a group (that is
 //! [`AwsError::ends_group`]).
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::{Mutex, PoisonError};
 
 use tokio::sync::Notify;
@@ -37,11 +41,15 @@ enum Group {
 }
 
 /// One flush's gate. See the module's documentation.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Gate {
     groups: Mutex<HashMap<String, Group>>,
     /// Woken when a group's first stream is done, or a group failed.
     turn: Notify,
+    /// New streams the flush may still create.
+    new_streams: AtomicUsize,
+    /// Streams that wait for the chunk's retry: the flush's new streams were used up.
+    waiting: AtomicUsize,
 }
 
 /// A stream's turn to go. The group's first stream holds the group's turn until it is
@@ -75,8 +83,36 @@ impl Drop for Turn<'_> {
 }
 
 impl Gate {
+    /// A gate for a flush that may create `new_streams` streams.
+    pub fn new(new_streams: usize) -> Gate {
+        Gate {
+            groups: Mutex::new(HashMap::new()),
+            turn: Notify::new(),
+            new_streams: AtomicUsize::new(new_streams),
+            waiting: AtomicUsize::new(0),
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Group>> {
         self.groups.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Takes one of the flush's new streams: false when they are used up, and the stream
+    /// is counted as waiting for the chunk's retry.
+    pub fn take_new_stream(&self) -> bool {
+        let taken = self
+            .new_streams
+            .fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1))
+            .is_ok();
+        if !taken {
+            self.waiting.fetch_add(1, Relaxed);
+        }
+        taken
+    }
+
+    /// Streams that wait for the chunk's retry because the flush's new streams were used up.
+    pub fn waiting(&self) -> usize {
+        self.waiting.load(Relaxed)
     }
 
     /// Before a stream's first call. `known`: whether the instance has written to the group
@@ -202,9 +238,22 @@ mod tests {
     }
 
     #[test]
+    fn new_streams_are_counted_and_capped() {
+        let gate = Gate::new(2);
+        assert!(gate.take_new_stream());
+        assert!(gate.take_new_stream());
+        assert!(!gate.take_new_stream());
+        assert!(!gate.take_new_stream());
+        assert_eq!(gate.waiting(), 2);
+        let none = Gate::new(0);
+        assert!(!none.take_new_stream());
+        assert_eq!(none.waiting(), 1);
+    }
+
+    #[test]
     fn a_new_group_is_tried_by_one_stream_first() {
         run(async {
-            let gate = Gate::default();
+            let gate = Gate::new(10);
             let first = gate.enter(&to("g", "a"), false).await.unwrap();
             assert!(first.is_first());
             // Another group, and a group the instance knows, go at once.
@@ -228,7 +277,7 @@ mod tests {
     #[test]
     fn a_group_that_fails_for_good_ends_its_other_streams_once_each() {
         run(async {
-            let gate = Gate::default();
+            let gate = Gate::new(10);
             let first = gate.enter(&to("g", "a"), false).await.unwrap();
             let missing = error(ErrorKind::NotFound, "CreateLogStream", to("g", "a"));
             gate.fail(&missing);
@@ -251,7 +300,7 @@ mod tests {
 
     #[test]
     fn only_errors_of_the_whole_group_end_it() {
-        let gate = Gate::default();
+        let gate = Gate::new(10);
         for (kind, operation) in [
             (ErrorKind::Throttled, "CreateLogStream"),
             (ErrorKind::Server, "PutLogEvents"),

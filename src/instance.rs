@@ -192,8 +192,11 @@ impl Instance {
         );
         let outcome = match self.runtime.block_on(flush.send(&mut prepared)) {
             Sent::All => Outcome::Ok,
-            Sent::Failed(e) => {
-                self.report.flush_failed(&e, &self.hint(&e));
+            sent => {
+                match &sent {
+                    Sent::Failed(e) => self.report.flush_failed(e, &self.hint(e)),
+                    _ => self.report.flush_waited(),
+                }
                 self.ledger.remember(&tag, chunk, flush.into_progress());
                 Outcome::Retry
             }

@@ -45,7 +45,7 @@ pub struct Counters {
     /// Requests not sent again on a chunk's retry because CloudWatch had them already.
     pub deduplicated: AtomicU64,
     /// Streams a flush left for the chunk's retry without (more) calls: their group failed
-    /// for good in the flush.
+    /// for good in the flush, or the flush's new streams were used up.
     pub held_streams: AtomicU64,
 }
 
@@ -261,6 +261,24 @@ impl Reporter {
             "{n} other stream(s) of group '{}' in this chunk (tag '{tag}') end in this flush without a call to CloudWatch: {} to its stream '{}' failed with {code}, and would for them; Fluent Bit will retry the chunk",
             d.group, error.operation, d.stream
         ));
+    }
+
+    /// `n` streams of the chunk were not attempted: the flush created the `cap` new streams
+    /// it may. One line per flush.
+    pub fn streams_waiting(&self, tag: &str, cap: usize, n: usize) {
+        self.counters.held_streams.fetch_add(n as u64, Relaxed);
+        self.metrics.add(Metric::StreamsHeldNewStreamCap, n as u64);
+        self.log.warn(format_args!(
+            "a flush creates at most {cap} new streams (CloudWatch allows 50 CreateLogStream calls a second per account and region): {n} stream(s) of tag '{tag}' wait for the chunk's retry; with Retry_Limit 1 (two flushes a chunk) a chunk spread over more than {} new streams loses the rest: raise Retry_Limit",
+            2 * cap
+        ));
+    }
+
+    /// A flush that answers `FLB_RETRY` because streams wait for the chunk's retry (their
+    /// line is logged): counted, without another line.
+    pub fn flush_waited(&self) {
+        self.counters.retried_flushes.fetch_add(1, Relaxed);
+        self.metrics.add(Metric::FlushRetries, 1);
     }
 
     /// A flush that answers `FLB_RETRY` for another reason than an AWS call.

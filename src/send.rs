@@ -14,10 +14,13 @@
 //! retried chunk sends exactly the requests that were not settled, split the same way.
 //!
 //! A chunk may spread over many streams (names from record keys). The flush's [`Gate`]
-//! keeps that from multiplying calls that cannot succeed: a group new to the instance is
-//! tried by one of its streams first; if that finds the group missing (`auto_create_group`
-//! off) or access denied, the group's other streams end with the same error and without a
-//! call (the chunk is retried, as for the first), with one line per group.
+//! keeps that from multiplying calls that cannot succeed or that the account cannot afford:
+//! - a group new to the instance is tried by one of its streams first; if that finds the
+//!   group missing (`auto_create_group` off) or access denied, the group's other streams end
+//!   with the same error and without a call (the chunk is retried, as for the first), with
+//!   one line per group;
+//! - a flush creates at most [`MAX_NEW_STREAMS_PER_FLUSH`] streams, in the chunk's order;
+//!   the streams beyond wait for the chunk's retry (one line), which goes on with them.
 //!
 //! Must not: make AWS calls itself (that is [`Deliverer`]'s), or count and log anything
 //! but through the [`Reporter`].
@@ -37,6 +40,16 @@ use crate::report::Reporter;
 use crate::retry::{Budget, ErrorKind};
 use crate::runtime;
 
+/// New streams one flush may create (CreateLogStream calls, but for a stream deleted behind
+/// the plugin's back and created again). CloudWatch allows 50 CreateLogStream calls a second
+/// per account and region, shared by every task that writes there (hundreds of sidecars):
+/// one flush takes at most one second of that quota, whatever its chunk's fan-out, instead
+/// of holding the account's quota (and its own flush) for as long as thousands of streams
+/// take. Streams beyond wait for the chunk's retry. With Fluent Bit's default `Retry_Limit
+/// 1` (two flushes of a chunk) a chunk reaches 2 × 50 new streams; the README and the
+/// guide say what more costs and which settings to use.
+pub const MAX_NEW_STREAMS_PER_FLUSH: usize = 50;
+
 /// One flush's sending: what it sends with, and how far it got.
 pub struct Flush<'a> {
     pub deliverer: &'a Arc<Deliverer>,
@@ -55,6 +68,9 @@ pub enum Sent {
     All,
     /// A call failed (the first error): the chunk is to be retried.
     Failed(AwsError),
+    /// No call failed, but streams wait for the chunk's retry (the flush's new streams were
+    /// used up; the warning is logged).
+    Waiting,
 }
 
 type Sending<'b> = Pin<Box<dyn Future<Output = Result<(), AwsError>> + 'b>>;
@@ -75,7 +91,7 @@ impl<'a> Flush<'a> {
             oversize,
             tag,
             budget,
-            gate: Gate::default(),
+            gate: Gate::new(MAX_NEW_STREAMS_PER_FLUSH),
             progress: Mutex::new(progress),
         }
     }
@@ -92,8 +108,8 @@ impl<'a> Flush<'a> {
     }
 
     /// Sends every stream's requests, all concurrently (within what the gate lets go).
-    /// Every request that could be sent was sent; logs the streams the gate ended, once per
-    /// group.
+    /// Every request that could be sent was sent; logs the streams the gate ended or held
+    /// back, once per group and once per flush.
     pub async fn send(&self, prepared: &mut Prepared) -> Sent {
         // Shared with the request bodies, which are written from it as they are sent.
         let messages = &Arc::new(std::mem::take(&mut prepared.messages));
@@ -112,8 +128,14 @@ impl<'a> Flush<'a> {
                 self.report.group_ended(self.tag, &error, n);
             }
         }
+        let waiting = self.gate.waiting();
+        if waiting > 0 {
+            self.report
+                .streams_waiting(self.tag, MAX_NEW_STREAMS_PER_FLUSH, waiting);
+        }
         match error {
             Some(e) => Sent::Failed(e),
+            None if waiting > 0 => Sent::Waiting,
             None => Sent::All,
         }
     }
@@ -140,6 +162,12 @@ impl<'a> Flush<'a> {
             Ok(turn) => turn,
             Err(e) => return Some(e),
         };
+        // After the group's check (a stream of a failed group ends, it does not wait). The
+        // streams that go at once take the flush's new streams in the chunk's order; what
+        // one flush does not create, the chunk's retry does (settled streams are skipped).
+        if self.deliverer.must_create(destination) && !self.gate.take_new_stream() {
+            return None;
+        }
         if let Err(e) = self
             .deliverer
             .ensure_stream(self.budget, &self.gate, destination)

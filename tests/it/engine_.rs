@@ -676,3 +676,48 @@ fn access_denied_on_one_group_spares_the_other() {
     );
     assert!(!log.contains("group '/fine'"), "{log}");
 }
+
+/// Issue 27: a chunk over more new streams than one flush may create. Each flush creates at
+/// most the cap, answers FLB_RETRY with one warning naming the cap and the streams that
+/// wait, and the retries go on with the next streams: every record is stored exactly once
+/// and no stream is created twice (the old engine created all 120 in the first flush).
+#[test]
+fn a_flush_creates_at_most_the_cap_of_new_streams() {
+    const CAP: usize = flb_out_cloudwatch::send::MAX_NEW_STREAMS_PER_FLUSH;
+    const STREAMS: usize = 2 * CAP + 20;
+    if is_child() {
+        let url = var("STUB");
+        let out = plugin()
+            .init(&routed_options(&url, &[("auto_create_group", "false")]))
+            .expect("init");
+        let data = routed_chunk(STREAMS, "c", |i| ("/g".into(), format!("c-{i}")));
+        assert_eq!(out.flush("app", &data), FLB_RETRY);
+        assert_eq!(out.flush("app", &data), FLB_RETRY);
+        assert_eq!(out.flush("app", &data), FLB_OK);
+        assert_eq!(out.exit(), FLB_OK);
+        return;
+    }
+    let stub = Stub::start(Rules::default());
+    stub.state.lock().expect("state").groups.push("/g".into());
+    let log = stderr(&run_child(
+        "engine_::a_flush_creates_at_most_the_cap_of_new_streams",
+        &[("STUB", &stub.url())],
+    ));
+    assert_exactly_once(stub.all_events(), labels(STREAMS, "c"));
+    assert_eq!(stub.count("CreateLogStream"), STREAMS, "each stream once");
+    assert_eq!(stub.count("PutLogEvents"), STREAMS, "each request once");
+    let waits: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("[ warn]") && l.contains("new streams"))
+        .collect();
+    assert_eq!(waits.len(), 2, "one a capped flush: {log}");
+    // What waited after each flush: all but the first cap, then all but two caps.
+    for (line, waiting) in waits.iter().zip([STREAMS - CAP, STREAMS - 2 * CAP]) {
+        assert!(
+            line.contains(&format!("at most {CAP} new streams"))
+                && line.contains(&format!("{waiting} stream(s) of tag 'app' wait")),
+            "{line}"
+        );
+    }
+    assert!(!log.contains("[error]"), "{log}");
+}
