@@ -255,6 +255,10 @@ pub struct Deliverer {
     /// group fails for good): their streams go at once; a flush tries other groups with one
     /// stream first (see [`crate::gate`]).
     working: IdleSet<String>,
+    /// Streams a call was denied for lately: a flush sends them after the other streams of
+    /// the chunk, so that a group is tried first with a stream not known to be denied (IAM
+    /// can allow a group's streams one by one).
+    denied: IdleSet<Destination>,
     /// Groups whose settings were applied, or are being applied by a task.
     configured: IdleSet<String>,
     /// Calls in flight, at most `max_concurrent_requests`.
@@ -282,6 +286,7 @@ impl Deliverer {
             log,
             ready: IdleSet::default(),
             working: IdleSet::default(),
+            denied: IdleSet::default(),
             configured: IdleSet::default(),
             closed: AtomicBool::new(false),
             close: Notify::new(),
@@ -405,9 +410,18 @@ impl Deliverer {
         self.working.contains(&group.to_owned())
     }
 
-    /// A call failed: what it says about its group goes to the flush's gate.
+    /// Whether a call for `destination` was denied lately.
+    pub fn denied_lately(&self, destination: &Destination) -> bool {
+        !self.denied.is_empty() && self.denied.contains(destination)
+    }
+
+    /// A call failed: what it says about its group goes to the flush's gate, and the
+    /// group's next flush tries one stream first.
     fn failed(&self, gate: &Gate, e: &AwsError) {
         if e.ends_group() {
+            if e.kind == ErrorKind::Denied {
+                self.denied.insert(e.destination.clone());
+            }
             self.working.remove(&e.destination.group);
             gate.fail(e);
         }
@@ -447,7 +461,10 @@ impl Deliverer {
             other => other,
         };
         match &result {
-            Ok(_) => self.working.insert(destination.group.clone()),
+            Ok(_) => {
+                self.working.insert(destination.group.clone());
+                gate.worked(&destination.group);
+            }
             Err(e) => self.failed(gate, e),
         }
         result

@@ -8,6 +8,9 @@
 //!   without a call; otherwise they all go. A group known to work goes at once; if it fails
 //!   for good in a flush, the calls of its streams that have not been made yet end there
 //!   (the check comes after a call's turn among the instance's concurrent calls).
+//! - Access denied after a PutLogEvents to the group was accepted (in this flush, or lately)
+//!   ends no other stream: IAM can allow a group's streams one by one, and the denial is
+//!   then about its stream.
 //! - A flush takes at most a given number of new streams ([`Gate::take_new_stream`]); the
 //!   streams beyond wait for the chunk's retry (the ledger remembers what was settled, so the
 //!   retry goes on with the next ones).
@@ -15,8 +18,8 @@
 //! Every stream ended here is counted: per failed group ([`Gate::ended`]) and in
 //! [`Gate::waiting`]; the caller logs them once per group and once per flush.
 //!
-//! Must not: make calls, log, or decide which errors end a group (that is
-//! [`AwsError::ends_group`]).
+//! Must not: make calls, or log. Which errors can end a group is
+//! [`AwsError::ends_group`]'s to say.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
@@ -25,14 +28,17 @@ use std::sync::{Mutex, PoisonError};
 use tokio::sync::Notify;
 
 use crate::deliver::{AwsError, Destination};
+use crate::retry::ErrorKind;
 
 /// What a flush knows about one group.
 #[derive(Debug)]
 enum Group {
     /// One stream tries the group first; the group's other streams wait for it.
-    Trying,
-    /// Its streams go at once.
-    Open,
+    /// `worked`: see `Open`.
+    Trying { worked: bool },
+    /// Its streams go at once. `worked`: a PutLogEvents to the group was accepted in this
+    /// flush, or lately.
+    Open { worked: bool },
     /// Failed for good in this flush: the error, and the other streams it ended.
     Failed {
         error: AwsError,
@@ -74,8 +80,9 @@ impl Drop for Turn<'_> {
             return;
         };
         let mut groups = self.gate.lock();
-        if let Some(state @ Group::Trying) = groups.get_mut(&group) {
-            *state = Group::Open;
+        if let Some(state @ Group::Trying { .. }) = groups.get_mut(&group) {
+            let worked = matches!(state, Group::Trying { worked: true });
+            *state = Group::Open { worked };
         }
         drop(groups);
         self.gate.turn.notify_waiters();
@@ -137,14 +144,14 @@ impl Gate {
                         ended.insert(destination.stream.clone());
                         return Err(error.clone());
                     }
-                    Some(Group::Open) => return Ok(self.turn(None)),
-                    Some(Group::Trying) => {}
+                    Some(Group::Open { .. }) => return Ok(self.turn(None)),
+                    Some(Group::Trying { .. }) => {}
                     None if known => {
-                        groups.insert(group.clone(), Group::Open);
+                        groups.insert(group.clone(), Group::Open { worked: true });
                         return Ok(self.turn(None));
                     }
                     None => {
-                        groups.insert(group.clone(), Group::Trying);
+                        groups.insert(group.clone(), Group::Trying { worked: false });
                         return Ok(self.turn(Some(group.clone())));
                     }
                 }
@@ -172,8 +179,21 @@ impl Gate {
         }
     }
 
+    /// A PutLogEvents to `group` was accepted.
+    pub fn worked(&self, group: &str) {
+        let mut groups = self.lock();
+        match groups.get_mut(group) {
+            Some(Group::Trying { worked } | Group::Open { worked }) => *worked = true,
+            Some(Group::Failed { .. }) => {}
+            None => {
+                groups.insert(group.to_owned(), Group::Open { worked: true });
+            }
+        }
+    }
+
     /// A call failed. If it failed for good for its whole group, the group's other streams
-    /// end with `error` (the first such error of the group stays).
+    /// end with `error` (the first such error of the group stays); access denied in a group
+    /// that accepted a put is about its stream, and ends no other.
     pub fn fail(&self, error: &AwsError) {
         if !error.ends_group() {
             return;
@@ -181,8 +201,13 @@ impl Gate {
         let mut groups = self.lock();
         let state = groups
             .entry(error.destination.group.clone())
-            .or_insert(Group::Open);
-        if !matches!(state, Group::Failed { .. }) {
+            .or_insert(Group::Open { worked: false });
+        let about_its_stream = error.kind == ErrorKind::Denied
+            && matches!(
+                state,
+                Group::Trying { worked: true } | Group::Open { worked: true }
+            );
+        if !about_its_stream && !matches!(state, Group::Failed { .. }) {
             *state = Group::Failed {
                 error: error.clone(),
                 ended: HashSet::new(),
@@ -211,7 +236,6 @@ impl Gate {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::retry::ErrorKind;
 
     fn to(group: &str, stream: &str) -> Destination {
         Destination {
@@ -314,5 +338,32 @@ mod tests {
         }
         gate.fail(&error(ErrorKind::Denied, "PutLogEvents", to("g", "a")));
         assert!(gate.check(&to("g", "b")).is_err());
+    }
+
+    #[test]
+    fn a_denial_after_an_accepted_put_is_about_its_stream() {
+        run(async {
+            let gate = Gate::new(10);
+            let denied = |s| error(ErrorKind::Denied, "PutLogEvents", to("g", s));
+            // Accepted in this flush.
+            let first = gate.enter(&to("g", "a"), false).await.unwrap();
+            gate.worked("g");
+            drop(first);
+            gate.fail(&denied("b"));
+            assert!(gate.enter(&to("g", "c"), false).await.is_ok());
+            assert!(gate.check(&to("g", "c")).is_ok());
+            // Accepted lately (known at entry).
+            let _ = gate.enter(&to("k", "a"), true).await.unwrap();
+            gate.fail(&error(ErrorKind::Denied, "CreateLogStream", to("k", "a")));
+            assert!(gate.check(&to("k", "b")).is_ok());
+            // A missing group is missing for every stream, whatever worked before.
+            gate.fail(&error(ErrorKind::NotFound, "CreateLogStream", to("k", "z")));
+            assert!(gate.check(&to("k", "b")).is_err());
+            assert!(
+                gate.ended()
+                    .iter()
+                    .all(|(e, _)| e.kind == ErrorKind::NotFound)
+            );
+        });
     }
 }

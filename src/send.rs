@@ -113,11 +113,19 @@ impl<'a> Flush<'a> {
     pub async fn send(&self, prepared: &mut Prepared) -> Sent {
         // Shared with the request bodies, which are written from it as they are sent.
         let messages = &Arc::new(std::mem::take(&mut prepared.messages));
-        let streams = prepared
-            .streams
-            .iter_mut()
-            .map(|(destination, events)| self.stream(destination, messages, events))
-            .collect();
+        // Streams a call was denied for lately go last, so that a group is tried first with
+        // another stream (IAM can allow a group's streams one by one).
+        let (mut streams, mut denied) = (Vec::new(), Vec::new());
+        for (destination, events) in prepared.streams.iter_mut() {
+            let later = self.deliverer.denied_lately(destination);
+            let stream = self.stream(destination, messages, events);
+            if later {
+                denied.push(stream);
+            } else {
+                streams.push(stream);
+            }
+        }
+        streams.append(&mut denied);
         let error = runtime::join_all(streams)
             .await
             .into_iter()

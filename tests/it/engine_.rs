@@ -721,3 +721,47 @@ fn a_flush_creates_at_most_the_cap_of_new_streams() {
     }
     assert!(!log.contains("[error]"), "{log}");
 }
+
+/// Issue 27: IAM can allow PutLogEvents on some streams of a group only. A denial there is
+/// about its stream: the first flush cannot tell (its first stream is the denied one, and
+/// the group's other streams end with it), but the retry tries the group with another
+/// stream first, which works, and then every allowed stream is delivered, exactly once;
+/// the denied stream keeps the chunk retried.
+#[test]
+fn a_policy_that_denies_one_stream_of_a_group_spares_the_others() {
+    const STREAMS: usize = 10;
+    if is_child() {
+        let url = var("STUB");
+        let out = plugin()
+            .init(&routed_options(&url, &[("auto_create_group", "false")]))
+            .expect("init");
+        let data = routed_chunk(STREAMS, "p", |i| ("/g".into(), format!("p-{i}")));
+        for _ in 0..2 {
+            assert_eq!(out.flush("app", &data), FLB_RETRY);
+        }
+        assert_eq!(out.exit(), FLB_OK);
+        return;
+    }
+    let stub = Stub::start(Rules {
+        denied_for_stream: vec![("PutLogEvents", "p-0")],
+        ..Rules::default()
+    });
+    stub.state.lock().expect("state").groups.push("/g".into());
+    let log = stderr(&run_child(
+        "engine_::a_policy_that_denies_one_stream_of_a_group_spares_the_others",
+        &[("STUB", &stub.url())],
+    ));
+    let allowed = (1..STREAMS).map(|i| format!("p {i}"));
+    assert_exactly_once(stub.all_events(), allowed);
+    let held: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("other stream(s) of group '/g'"))
+        .collect();
+    assert_eq!(held.len(), 1, "the first flush only: {log}");
+    assert!(
+        log.lines()
+            .filter(|l| l.contains("[error]"))
+            .all(|l| l.contains("stream 'p-0' failed: AccessDeniedException")),
+        "{log}"
+    );
+}
