@@ -19,8 +19,9 @@
 //!   group missing (`auto_create_group` off) or access denied, the group's other streams end
 //!   with the same error and without a call (the chunk is retried, as for the first), with
 //!   one line per group;
-//! - a flush creates at most [`MAX_NEW_STREAMS_PER_FLUSH`] streams, in the chunk's order;
-//!   the streams beyond wait for the chunk's retry (one line), which goes on with them.
+//! - a flush creates at most [`MAX_NEW_STREAMS_PER_FLUSH`] streams, in the order its streams
+//!   go; the streams beyond wait for the chunk's retry (one line), which skips the settled
+//!   ones and goes on with them.
 //!
 //! Must not: make AWS calls itself (that is [`Deliverer`]'s), or count and log anything
 //! but through the [`Reporter`].
@@ -171,8 +172,8 @@ impl<'a> Flush<'a> {
             Err(e) => return Some(e),
         };
         // After the group's check (a stream of a failed group ends, it does not wait). The
-        // streams that go at once take the flush's new streams in the chunk's order; what
-        // one flush does not create, the chunk's retry does (settled streams are skipped).
+        // streams take the flush's new streams in the order they go; what one flush does not
+        // create, the chunk's retry does (settled streams are skipped).
         if self.deliverer.must_create(destination) && !self.gate.take_new_stream() {
             return None;
         }
