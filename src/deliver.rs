@@ -15,6 +15,8 @@
 //! dead); credential errors that fresh credentials can fix rebuild the client at most once a
 //! minute; an access error keeps the credentials. At most `max_concurrent_requests` calls of
 //! an instance are in flight at once. Errors are classified by AWS code and transport kind.
+//! A call whose group failed for good earlier in the flush (missing, or access denied: see
+//! [`AwsError::ends_group`]) is not made: the flush's [`Gate`] ends it with that error.
 //!
 //! Must not: decode records, render names, split batches, or build credentials (a refresher
 //! is given).
@@ -38,6 +40,7 @@ use crate::batch::Event;
 use crate::body;
 use crate::cache::IdleSet;
 use crate::config::{GroupClass, GroupOptions};
+use crate::gate::Gate;
 use crate::log::Logger;
 use crate::metrics::{Metric, Metrics};
 use crate::retry::{Budget, ErrorKind, jitter};
@@ -114,6 +117,17 @@ impl AwsError {
             code,
             message,
         }
+    }
+
+    /// Whether the failure holds for every stream of the group, so that the flush's other
+    /// calls to the group would fail the same way: access denied (`AccessDenied` on any
+    /// operation on the group), or the group missing (`ResourceNotFoundException` on
+    /// CreateLogStream, whose only missing resource is the group; returned only when the
+    /// group may not be created). A PutLogEvents `ResourceNotFoundException` is not: the
+    /// code does not say whether the stream or the group is missing.
+    pub fn ends_group(&self) -> bool {
+        self.kind == ErrorKind::Denied
+            || (self.kind == ErrorKind::NotFound && self.operation == "CreateLogStream")
     }
 
     /// No answer came before the flush's deadline. The request may still be stored by
@@ -258,6 +272,14 @@ pub struct Deliverer {
     log: Logger,
     /// Streams created (or found to exist), forgotten after an hour idle.
     ready: IdleSet<Destination>,
+    /// Groups a PutLogEvents was accepted in (forgotten after an hour idle, or when the
+    /// group fails for good): their streams go at once; a flush tries other groups with one
+    /// stream first (see [`crate::gate`]).
+    working: IdleSet<String>,
+    /// Streams a call was denied for lately: a flush sends them after the other streams of
+    /// the chunk, so that a group is tried first with a stream not known to be denied (IAM
+    /// can allow a group's streams one by one).
+    denied: IdleSet<Destination>,
     /// Groups whose settings were applied, or are being applied by a task.
     configured: IdleSet<String>,
     /// Calls in flight, at most `max_concurrent_requests`.
@@ -284,6 +306,8 @@ impl Deliverer {
             settings,
             log,
             ready: IdleSet::default(),
+            working: IdleSet::default(),
+            denied: IdleSet::default(),
             configured: IdleSet::default(),
             closed: AtomicBool::new(false),
             close: Notify::new(),
@@ -329,6 +353,7 @@ impl Deliverer {
     async fn with_retries<T>(
         &self,
         budget: &Budget,
+        gate: &Gate,
         operation: &'static str,
         destination: &Destination,
         call: impl AsyncFn(Client) -> Result<T, AwsError>,
@@ -337,6 +362,9 @@ impl Deliverer {
         loop {
             let result = {
                 let _permit = self.permits.acquire().await.ok();
+                // After the wait for a turn: the call's group may have failed for good
+                // meanwhile, and then this call would fail the same way.
+                gate.check(destination)?;
                 // Awaited until the flush's deadline, and at least MIN_ANSWER_WAIT: cutting
                 // an answer short resends a request CloudWatch may have stored. But not more
                 // than MAX_ANSWER_WAIT (a connection silent that long is gone), nor more than
@@ -387,15 +415,46 @@ impl Deliverer {
     pub async fn ensure_stream(
         self: &Arc<Self>,
         budget: &Budget,
+        gate: &Gate,
         destination: &Destination,
     ) -> Result<(), AwsError> {
         if self.settings.auto_create_group {
             self.schedule_settings(&destination.group, SETTINGS_SPREAD);
         }
         if self.settings.auto_create_stream && !self.ready.contains(destination) {
-            self.create_stream(budget, destination).await?;
+            self.create_stream(budget, gate, destination)
+                .await
+                .inspect_err(|e| self.failed(gate, e))?;
         }
         Ok(())
+    }
+
+    /// Whether the first put to `destination` must create the stream first (it is not
+    /// known to exist, and `auto_create_stream` is on).
+    pub fn must_create(&self, destination: &Destination) -> bool {
+        self.settings.auto_create_stream && !self.ready.contains(destination)
+    }
+
+    /// Whether a PutLogEvents to `group` was accepted lately.
+    pub fn knows_group(&self, group: &str) -> bool {
+        self.working.contains(&group.to_owned())
+    }
+
+    /// Whether a call for `destination` was denied lately.
+    pub fn denied_lately(&self, destination: &Destination) -> bool {
+        !self.denied.is_empty() && self.denied.contains(destination)
+    }
+
+    /// A call failed: what it says about its group goes to the flush's gate, and the
+    /// group's next flush tries one stream first.
+    fn failed(&self, gate: &Gate, e: &AwsError) {
+        if e.ends_group() {
+            if e.kind == ErrorKind::Denied {
+                self.denied.insert(e.destination.clone());
+            }
+            self.working.remove(&e.destination.group);
+            gate.fail(e);
+        }
     }
 
     /// Sends one PutLogEvents (events sorted, within CloudWatch's limits). A stream (or
@@ -403,6 +462,7 @@ impl Deliverer {
     pub async fn put_batch(
         self: &Arc<Self>,
         budget: &Budget,
+        gate: &Gate,
         destination: &Destination,
         messages: &Arc<Vec<u8>>,
         batch: &[Event],
@@ -414,18 +474,30 @@ impl Deliverer {
             self.put(client, destination, body.clone(), batch.len())
                 .await
         };
-        match self
-            .with_retries(budget, "PutLogEvents", destination, put)
+        let result = match self
+            .with_retries(budget, gate, "PutLogEvents", destination, put)
             .await
         {
             Err(e) if e.kind == ErrorKind::NotFound && self.settings.auto_create_stream => {
                 self.ready.remove(destination);
-                self.create_stream(budget, destination).await?;
-                self.with_retries(budget, "PutLogEvents", destination, put)
-                    .await
+                match self.create_stream(budget, gate, destination).await {
+                    Ok(()) => {
+                        self.with_retries(budget, gate, "PutLogEvents", destination, put)
+                            .await
+                    }
+                    Err(e) => Err(e),
+                }
             }
             other => other,
+        };
+        match &result {
+            Ok(_) => {
+                self.working.insert(destination.group.clone());
+                gate.worked(&destination.group);
+            }
+            Err(e) => self.failed(gate, e),
         }
+        result
     }
 
     /// One PutLogEvents.
@@ -466,6 +538,7 @@ impl Deliverer {
     async fn create_stream(
         self: &Arc<Self>,
         budget: &Budget,
+        gate: &Gate,
         destination: &Destination,
     ) -> Result<(), AwsError> {
         let create = async |client: Client| match client
@@ -486,10 +559,14 @@ impl Deliverer {
             Err(err) => Err(AwsError::new("CreateLogStream", destination, &err)),
         };
         let op = "CreateLogStream";
-        match self.with_retries(budget, op, destination, create).await {
+        match self
+            .with_retries(budget, gate, op, destination, create)
+            .await
+        {
             Err(e) if e.kind == ErrorKind::NotFound && self.settings.auto_create_group => {
-                self.create_group(budget, destination).await?;
-                self.with_retries(budget, op, destination, create).await?;
+                self.create_group(budget, gate, destination).await?;
+                self.with_retries(budget, gate, op, destination, create)
+                    .await?;
             }
             Err(mut e) => {
                 if e.kind == ErrorKind::NotFound {
@@ -510,6 +587,7 @@ impl Deliverer {
     async fn create_group(
         self: &Arc<Self>,
         budget: &Budget,
+        gate: &Gate,
         destination: &Destination,
     ) -> Result<(), AwsError> {
         let g = &self.settings.group;
@@ -538,7 +616,7 @@ impl Deliverer {
             }
             Err(err) => Err(AwsError::new("CreateLogGroup", destination, &err)),
         };
-        self.with_retries(budget, "CreateLogGroup", destination, create)
+        self.with_retries(budget, gate, "CreateLogGroup", destination, create)
             .await?;
         self.configured.remove(&destination.group);
         self.schedule_settings(&destination.group, Duration::ZERO);

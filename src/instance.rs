@@ -23,7 +23,7 @@ use crate::metrics::{HostCounters, Metrics};
 use crate::prepare::prepare_with;
 use crate::report::Reporter;
 use crate::retry::{Budget, ErrorKind};
-use crate::send::Flush;
+use crate::send::{Flush, Sent};
 use crate::{credentials, ecs, runtime};
 
 /// What a flush tells Fluent Bit.
@@ -242,11 +242,13 @@ impl Instance {
             &budget,
             self.ledger.take(&tag, chunk),
         );
-        let error = self.runtime.block_on(flush.send(&mut prepared));
-        let outcome = match error {
-            None => Outcome::Ok,
-            Some(e) => {
-                self.report.flush_failed(&e, &self.hint(&e));
+        let outcome = match self.runtime.block_on(flush.send(&mut prepared)) {
+            Sent::All => Outcome::Ok,
+            sent => {
+                match &sent {
+                    Sent::Failed(e) => self.report.flush_failed(e, &self.hint(e)),
+                    _ => self.report.flush_waited(),
+                }
                 self.ledger.remember(&tag, chunk, flush.into_progress());
                 Outcome::Retry
             }

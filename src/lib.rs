@@ -17,7 +17,10 @@
 //!    concurrently; refused requests halved or re-cut; [`ledger`] remembers the settled
 //!    requests of retried chunks. [`deliver`]: the AWS calls — CreateLogStream (and
 //!    CreateLogGroup) when needed, PutLogEvents, group settings off the data path —
-//!    through the retry policy of [`retry`]; [`cache`] forgets idle names.
+//!    through the retry policy of [`retry`]; [`cache`] forgets idle names; [`gate`]: what a
+//!    flush learned that holds for its other calls (a group missing or denied ends its other
+//!    streams without calls; a new group is tried by one stream first; new streams per flush
+//!    are capped).
 //!    [`report`]: counters and log lines.
 //! 8. [`credentials`]: the default AWS credential chain, and the assumed role on top.
 //! 9. [`runtime`] (the shared async runtime and the flush threads) and [`log`] (Fluent
@@ -42,6 +45,7 @@ pub mod decode;
 pub mod deliver;
 pub mod ecs;
 pub mod encode;
+pub mod gate;
 pub mod http;
 pub mod instance;
 pub mod ledger;

@@ -41,10 +41,13 @@ pub enum Metric {
     CredentialRefreshes,
     FlushRetries,
     NotResent,
+    StreamsHeldGroupFailed,
+    StreamsHeldNewStreamCap,
 }
 
 const REJECTED: &str = "Events CloudWatch did not store: too_old (older than 14 days or the group's retention), too_new (more than 2 hours ahead), invalid (in a request CloudWatch refused even after halving it).";
 const SKIPPED: &str = "Records that did not become events, by reason.";
+const HELD: &str = "Streams of a chunk a flush left for the chunk's retry without calling CloudWatch Logs: group_failed (their group was found missing or denied in the flush), new_stream_cap (the flush had created as many new streams as one flush may).";
 
 /// Every series, in [`Metric`] order.
 pub const SERIES: &[Series] = &[
@@ -128,6 +131,16 @@ pub const SERIES: &[Series] = &[
         help: "Requests of a retried chunk not sent again because CloudWatch Logs had them.",
         reason: None,
     },
+    Series {
+        name: "streams_held_total",
+        help: HELD,
+        reason: Some("group_failed"),
+    },
+    Series {
+        name: "streams_held_total",
+        help: HELD,
+        reason: Some("new_stream_cap"),
+    },
 ];
 
 /// The host's counters, as `abi` reaches them: `add` adds `n` to series `index` of
@@ -184,7 +197,7 @@ mod tests {
 
     #[test]
     fn every_metric_has_its_series() {
-        assert_eq!(SERIES.len(), Metric::NotResent as usize + 1);
+        assert_eq!(SERIES.len(), Metric::StreamsHeldNewStreamCap as usize + 1);
         assert_eq!(
             SERIES[Metric::RejectedTooNew as usize].reason,
             Some("too_new")

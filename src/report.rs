@@ -18,6 +18,7 @@ use crate::deliver::{AwsError, Destination, Rejected, Stats};
 use crate::log::{Logger, Throttle, utc_millis};
 use crate::metrics::{Metric, Metrics};
 use crate::prepare::{Oversized, Report};
+use crate::retry::ErrorKind;
 
 /// Warnings about records are repeated at most this often, with counts.
 const WARN_INTERVAL: Duration = Duration::from_secs(60);
@@ -43,6 +44,9 @@ pub struct Counters {
     pub retried_flushes: AtomicU64,
     /// Requests not sent again on a chunk's retry because CloudWatch had them already.
     pub deduplicated: AtomicU64,
+    /// Streams a flush left for the chunk's retry without (more) calls: their group failed
+    /// for good in the flush, or the flush's new streams were used up.
+    pub held_streams: AtomicU64,
 }
 
 pub struct Reporter {
@@ -243,6 +247,40 @@ impl Reporter {
         self.metrics.add(Metric::FlushRetries, 1);
     }
 
+    /// `n` streams of the chunk ended with the error of their group, which failed for good
+    /// in this flush (missing, or access denied): one line per group and flush.
+    pub fn group_ended(&self, tag: &str, error: &AwsError, n: usize) {
+        self.counters.held_streams.fetch_add(n as u64, Relaxed);
+        self.metrics.add(Metric::StreamsHeldGroupFailed, n as u64);
+        let d = &error.destination;
+        let code = error.code.as_deref().unwrap_or(match error.kind {
+            ErrorKind::Denied => "access denied",
+            _ => "not found",
+        });
+        self.log.warn(format_args!(
+            "{n} other stream(s) of group '{}' in this chunk (tag '{tag}') end in this flush without a call to CloudWatch: {} to its stream '{}' failed with {code}, and would for them; Fluent Bit will retry the chunk",
+            d.group, error.operation, d.stream
+        ));
+    }
+
+    /// `n` streams of the chunk were not attempted: the flush created the `cap` new streams
+    /// it may. One line per flush.
+    pub fn streams_waiting(&self, tag: &str, cap: usize, n: usize) {
+        self.counters.held_streams.fetch_add(n as u64, Relaxed);
+        self.metrics.add(Metric::StreamsHeldNewStreamCap, n as u64);
+        self.log.warn(format_args!(
+            "a flush creates at most {cap} new streams (CloudWatch allows 50 CreateLogStream calls a second per account and region): {n} stream(s) of tag '{tag}' wait for the chunk's retry; with Retry_Limit 1 (two flushes a chunk) a chunk spread over more than {} new streams loses the rest: raise Retry_Limit",
+            2 * cap
+        ));
+    }
+
+    /// A flush that answers `FLB_RETRY` because streams wait for the chunk's retry (their
+    /// line is logged): counted, without another line.
+    pub fn flush_waited(&self) {
+        self.counters.retried_flushes.fetch_add(1, Relaxed);
+        self.metrics.add(Metric::FlushRetries, 1);
+    }
+
     /// A flush that answers `FLB_RETRY` for another reason than an AWS call.
     pub fn flush_retried(&self, why: std::fmt::Arguments<'_>) {
         self.log
@@ -263,7 +301,7 @@ impl Reporter {
     pub fn totals(&self, s: &Stats) -> String {
         let c = &self.counters;
         format!(
-            "sent {} event(s), {} byte(s) in {} batch(es); {} record(s) skipped, {} event(s) rejected by CloudWatch; {} call(s) retried ({} throttled, {} credential refreshes), {} flush(es) answered retry, {} batch(es) not resent on retry",
+            "sent {} event(s), {} byte(s) in {} batch(es); {} record(s) skipped, {} event(s) rejected by CloudWatch; {} call(s) retried ({} throttled, {} credential refreshes), {} flush(es) answered retry, {} batch(es) not resent on retry, {} stream(s) held for a retry",
             c.events.load(Relaxed),
             c.bytes.load(Relaxed),
             c.batches.load(Relaxed),
@@ -273,7 +311,8 @@ impl Reporter {
             s.throttles.load(Relaxed),
             s.refreshes.load(Relaxed),
             c.retried_flushes.load(Relaxed),
-            c.deduplicated.load(Relaxed)
+            c.deduplicated.load(Relaxed),
+            c.held_streams.load(Relaxed)
         )
     }
 

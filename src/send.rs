@@ -13,6 +13,16 @@
 //! dropped with a counted reason) or split. On `FLB_RETRY` the ledger keeps it, and the
 //! retried chunk sends exactly the requests that were not settled, split the same way.
 //!
+//! A chunk may spread over many streams (names from record keys). The flush's [`Gate`]
+//! keeps that from multiplying calls that cannot succeed or that the account cannot afford:
+//! - a group new to the instance is tried by one of its streams first; if that finds the
+//!   group missing (`auto_create_group` off) or access denied, the group's other streams end
+//!   with the same error and without a call (the chunk is retried, as for the first), with
+//!   one line per group;
+//! - a flush creates at most [`MAX_NEW_STREAMS_PER_FLUSH`] streams, in the order its streams
+//!   go; the streams beyond wait for the chunk's retry (one line), which skips the settled
+//!   ones and goes on with them.
+//!
 //! Must not: make AWS calls itself (that is [`Deliverer`]'s), or count and log anything
 //! but through the [`Reporter`].
 
@@ -24,11 +34,22 @@ use std::sync::{Arc, Mutex, PoisonError};
 use crate::batch::{self, EVENT_OVERHEAD, Event, LEGACY_MAX_EVENT_BYTES};
 use crate::config::Oversize;
 use crate::deliver::{AwsError, Deliverer, Destination};
+use crate::gate::Gate;
 use crate::ledger::{Progress, RequestKey, Split};
 use crate::prepare::{Prepared, recut};
 use crate::report::Reporter;
 use crate::retry::{Budget, ErrorKind};
 use crate::runtime;
+
+/// New streams one flush may create (CreateLogStream calls, but for a stream deleted behind
+/// the plugin's back and created again). CloudWatch allows 50 CreateLogStream calls a second
+/// per account and region, shared by every task that writes there (hundreds of sidecars):
+/// one flush takes at most one second of that quota, whatever its chunk's fan-out, instead
+/// of holding the account's quota (and its own flush) for as long as thousands of streams
+/// take. Streams beyond wait for the chunk's retry. With Fluent Bit's default `Retry_Limit
+/// 1` (two flushes of a chunk) a chunk reaches 2 × 50 new streams; the README and the
+/// guide say what more costs and which settings to use.
+pub const MAX_NEW_STREAMS_PER_FLUSH: usize = 50;
 
 /// One flush's sending: what it sends with, and how far it got.
 pub struct Flush<'a> {
@@ -37,7 +58,20 @@ pub struct Flush<'a> {
     pub oversize: Oversize,
     pub tag: &'a str,
     pub budget: &'a Budget,
+    gate: Gate,
     progress: Mutex<Progress>,
+}
+
+/// How a flush's sending ended.
+#[derive(Debug)]
+pub enum Sent {
+    /// Every request was settled.
+    All,
+    /// A call failed (the first error): the chunk is to be retried.
+    Failed(AwsError),
+    /// No call failed, but streams wait for the chunk's retry (the flush's new streams were
+    /// used up; the warning is logged).
+    Waiting,
 }
 
 type Sending<'b> = Pin<Box<dyn Future<Output = Result<(), AwsError>> + 'b>>;
@@ -58,6 +92,7 @@ impl<'a> Flush<'a> {
             oversize,
             tag,
             budget,
+            gate: Gate::new(MAX_NEW_STREAMS_PER_FLUSH),
             progress: Mutex::new(progress),
         }
     }
@@ -73,21 +108,45 @@ impl<'a> Flush<'a> {
         f(&mut self.progress.lock().unwrap_or_else(PoisonError::into_inner))
     }
 
-    /// Sends every stream's requests, all concurrently. Returns the first error; every
-    /// request that could be sent was sent.
-    pub async fn send(&self, prepared: &mut Prepared) -> Option<AwsError> {
+    /// Sends every stream's requests, all concurrently (within what the gate lets go).
+    /// Every request that could be sent was sent; logs the streams the gate ended or held
+    /// back, once per group and once per flush.
+    pub async fn send(&self, prepared: &mut Prepared) -> Sent {
         // Shared with the request bodies, which are written from it as they are sent.
         let messages = &Arc::new(std::mem::take(&mut prepared.messages));
-        let streams = prepared
-            .streams
-            .iter_mut()
-            .map(|(destination, events)| self.stream(destination, messages, events))
-            .collect();
-        runtime::join_all(streams)
+        // Streams a call was denied for lately go last, so that a group is tried first with
+        // another stream (IAM can allow a group's streams one by one).
+        let (mut streams, mut denied) = (Vec::new(), Vec::new());
+        for (destination, events) in prepared.streams.iter_mut() {
+            let later = self.deliverer.denied_lately(destination);
+            let stream = self.stream(destination, messages, events);
+            if later {
+                denied.push(stream);
+            } else {
+                streams.push(stream);
+            }
+        }
+        streams.append(&mut denied);
+        let error = runtime::join_all(streams)
             .await
             .into_iter()
             .flatten()
-            .next()
+            .next();
+        for (error, n) in self.gate.ended() {
+            if n > 0 {
+                self.report.group_ended(self.tag, &error, n);
+            }
+        }
+        let waiting = self.gate.waiting();
+        if waiting > 0 {
+            self.report
+                .streams_waiting(self.tag, MAX_NEW_STREAMS_PER_FLUSH, waiting);
+        }
+        match error {
+            Some(e) => Sent::Failed(e),
+            None if waiting > 0 => Sent::Waiting,
+            None => Sent::All,
+        }
     }
 
     /// One stream: its batches in time order, each a request.
@@ -105,7 +164,24 @@ impl<'a> Flush<'a> {
             self.report.not_resent(destination, keys.len());
             return None;
         }
-        if let Err(e) = self.deliverer.ensure_stream(self.budget, destination).await {
+        let known = self.deliverer.knows_group(&destination.group);
+        // Held until the stream is done: if it tries its group first, the group's other
+        // streams wait for it.
+        let _turn = match self.gate.enter(destination, known).await {
+            Ok(turn) => turn,
+            Err(e) => return Some(e),
+        };
+        // After the group's check (a stream of a failed group ends, it does not wait). The
+        // streams take the flush's new streams in the order they go; what one flush does not
+        // create, the chunk's retry does (settled streams are skipped).
+        if self.deliverer.must_create(destination) && !self.gate.take_new_stream() {
+            return None;
+        }
+        if let Err(e) = self
+            .deliverer
+            .ensure_stream(self.budget, &self.gate, destination)
+            .await
+        {
             return Some(e);
         }
         let events = &*events;
@@ -168,7 +244,7 @@ impl<'a> Flush<'a> {
             }
             let e = match self
                 .deliverer
-                .put_batch(self.budget, destination, messages, batch)
+                .put_batch(self.budget, &self.gate, destination, messages, batch)
                 .await
             {
                 Ok(rejected) => {

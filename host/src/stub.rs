@@ -9,7 +9,8 @@
 //! tests can count them exactly), and stops when dropped. [`Rules::faults`] is a script: the
 //! n-th PutLogEvents call gets the n-th fault. [`Rules::quotas`] enforces account-wide
 //! rates per operation as CloudWatch does (a call over the rate gets `ThrottlingException`
-//! and does not count), and [`Rules::denied`] refuses operations with `AccessDenied`.
+//! and does not count), and [`Rules::denied`] refuses operations with `AccessDenied` ([`Rules::denied_in`]: on one
+//! group; [`Rules::denied_for_stream`]: on one stream).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -36,6 +37,12 @@ pub struct Rules {
     pub quotas: Vec<(&'static str, f64)>,
     /// Operations always answered `AccessDeniedException`.
     pub denied: Vec<&'static str>,
+    /// (operation, group): that operation on that group always answered
+    /// `AccessDeniedException`, as a policy that allows it on other groups only.
+    pub denied_in: Vec<(&'static str, &'static str)>,
+    /// (operation, stream): that operation on a stream of that name always answered
+    /// `AccessDeniedException`, as a policy that allows a group's other streams.
+    pub denied_for_stream: Vec<(&'static str, &'static str)>,
 }
 
 /// One scripted answer to a PutLogEvents call.
@@ -220,7 +227,7 @@ fn serve(
             .is_some_and(|(_, rate)| {
                 !take_token(&mut state.lock().expect("state"), &operation, *rate)
             });
-        let fault = if over_quota {
+        let mut fault = if over_quota {
             Fault::Throttle
         } else if rules.denied.contains(&operation.as_str()) {
             Fault::AccessDenied
@@ -253,6 +260,19 @@ fn serve(
             thread::sleep(d);
         }
         let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        let names = |key: &str, name: &str| request[key].as_str() == Some(name);
+        if !over_quota
+            && (rules
+                .denied_in
+                .iter()
+                .any(|(op, group)| *op == operation && names("logGroupName", group))
+                || rules
+                    .denied_for_stream
+                    .iter()
+                    .any(|(op, stream)| *op == operation && names("logStreamName", stream)))
+        {
+            fault = Fault::AccessDenied;
+        }
         state
             .lock()
             .expect("state")

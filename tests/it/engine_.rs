@@ -521,3 +521,250 @@ fn a_burst_s_memory_is_given_back_once_it_pauses() {
     );
     assert_eq!(stub.all_events().len(), 32_000);
 }
+
+/// Records `{"log": "<label> <i>", "g": <group>, "s": <stream>}`, where `route(i)` gives
+/// record `i`'s group and stream: one chunk spread over many streams, as with
+/// `log_stream_name $(container_name)` or a `$(key)` template.
+fn routed_chunk(n: usize, label: &str, route: impl Fn(usize) -> (String, String)) -> Vec<u8> {
+    let mut w = flb_host::msgpack::Writer::new();
+    for i in 0..n {
+        let (group, stream) = route(i);
+        w.event(
+            flb_host::msgpack::Format::V2,
+            CHUNK_T0,
+            (i % 1000) as u32 * 1_000_000,
+        )
+        .map(3)
+        .str("log")
+        .str(format!("{label} {i}"))
+        .str("g")
+        .str(group)
+        .str("s")
+        .str(stream);
+    }
+    w.buf
+}
+
+/// Options that name each record's group and stream by its keys `g` and `s`.
+fn routed_options<'a>(url: &'a str, extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let mut p = vec![
+        ("region", REGION),
+        ("log_group_name", "$(g)"),
+        ("log_stream_name", "$(s)"),
+        ("log_key", "log"),
+        ("endpoint", url),
+    ];
+    p.extend_from_slice(extra);
+    p
+}
+
+/// Requests the stub answered for `group`, by operation.
+fn calls_to(stub: &Stub, group: &str) -> Vec<String> {
+    let state = stub.state.lock().expect("state");
+    state
+        .requests
+        .iter()
+        .filter(|(_, body, _)| body["logGroupName"].as_str() == Some(group))
+        .map(|(op, _, _)| op.clone())
+        .collect()
+}
+
+/// Issue 27: a chunk spread over 200 streams of a group that does not exist, with
+/// `auto_create_group false`. The first CreateLogStream says the group is missing; the
+/// group's other streams end with it, without a call, and the flush answers FLB_RETRY as
+/// before, with one line for the group (the old engine called CreateLogStream for each of
+/// the 200 streams at every flush).
+#[test]
+fn a_missing_group_ends_its_streams_after_one_call() {
+    const STREAMS: usize = 200;
+    if is_child() {
+        let url = var("STUB");
+        let out = plugin()
+            .init(&routed_options(&url, &[("auto_create_group", "false")]))
+            .expect("init");
+        let data = routed_chunk(STREAMS, "m", |i| ("/missing".into(), format!("m-{i}")));
+        for _ in 0..2 {
+            assert_eq!(out.flush("app", &data), FLB_RETRY);
+        }
+        assert_eq!(out.exit(), FLB_OK);
+        return;
+    }
+    let stub = Stub::start(Rules::default());
+    let log = stderr(&run_child(
+        "engine_::a_missing_group_ends_its_streams_after_one_call",
+        &[("STUB", &stub.url())],
+    ));
+    let calls = calls_to(&stub, "/missing");
+    assert_eq!(calls.len(), 2, "one call a flush, not one a stream");
+    assert!(calls.iter().all(|c| c == "CreateLogStream"), "{calls:?}");
+    assert!(stub.all_events().is_empty());
+    let errors: Vec<&str> = log.lines().filter(|l| l.contains("[error]")).collect();
+    assert_eq!(errors.len(), 2, "one a flush: {log}");
+    assert!(
+        errors.iter().all(|l| l.contains("ResourceNotFoundException")
+            && l.contains("(the log group does not exist; create it, or set auto_create_group true); Fluent Bit will retry the chunk")),
+        "{log}"
+    );
+    let held: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("other stream(s) of group '/missing'"))
+        .collect();
+    assert_eq!(held.len(), 2, "one a flush, not one a stream: {log}");
+    assert!(
+        held[0].contains(&format!("{} other stream(s)", STREAMS - 1)),
+        "{}",
+        held[0]
+    );
+}
+
+/// Issue 27: PutLogEvents denied on one group of a chunk, allowed on the other. The denied
+/// group's first stream learns it; its other streams end without a call, with the same
+/// outcome (FLB_RETRY: the permission may be granted). The fine group's events are
+/// delivered, exactly once across the chunk's flushes (the old engine called
+/// CreateLogStream and PutLogEvents for each of the denied group's 20 streams at every
+/// flush: 60 calls).
+#[test]
+fn access_denied_on_one_group_spares_the_other() {
+    const STREAMS: usize = 20;
+    if is_child() {
+        let url = var("STUB");
+        let out = plugin()
+            .init(&routed_options(&url, &[("auto_create_group", "false")]))
+            .expect("init");
+        let data = routed_chunk(2 * STREAMS, "d", |i| {
+            let group = if i % 2 == 0 { "/fine" } else { "/denied" };
+            (group.into(), format!("s-{i}"))
+        });
+        for _ in 0..2 {
+            assert_eq!(out.flush("app", &data), FLB_RETRY);
+        }
+        assert_eq!(out.exit(), FLB_OK);
+        return;
+    }
+    let stub = Stub::start(Rules {
+        denied_in: vec![("PutLogEvents", "/denied")],
+        ..Rules::default()
+    });
+    stub.state
+        .lock()
+        .expect("state")
+        .groups
+        .extend(["/fine".to_owned(), "/denied".to_owned()]);
+    let log = stderr(&run_child(
+        "engine_::access_denied_on_one_group_spares_the_other",
+        &[("STUB", &stub.url())],
+    ));
+    let fine = (0..2 * STREAMS).step_by(2).map(|i| format!("d {i}"));
+    assert_exactly_once(stub.all_events(), fine);
+    let fine_calls = calls_to(&stub, "/fine");
+    assert_eq!(
+        fine_calls.iter().filter(|c| *c == "PutLogEvents").count(),
+        STREAMS,
+        "each of its streams once: {fine_calls:?}"
+    );
+    let denied = calls_to(&stub, "/denied");
+    assert!(
+        denied.len() <= 2 * 2,
+        "at most a CreateLogStream and a PutLogEvents a flush, not one a stream: {} calls",
+        denied.len()
+    );
+    let held: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("other stream(s) of group '/denied'"))
+        .collect();
+    assert_eq!(held.len(), 2, "one a flush: {log}");
+    assert!(
+        held.iter().all(|l| l.contains("AccessDeniedException")),
+        "{log}"
+    );
+    assert!(!log.contains("group '/fine'"), "{log}");
+}
+
+/// Issue 27: a chunk over more new streams than one flush may create. Each flush creates at
+/// most the cap, answers FLB_RETRY with one warning naming the cap and the streams that
+/// wait, and the retries go on with the next streams: every record is stored exactly once
+/// and no stream is created twice (the old engine created all 120 in the first flush).
+#[test]
+fn a_flush_creates_at_most_the_cap_of_new_streams() {
+    const CAP: usize = flb_out_cloudwatch::send::MAX_NEW_STREAMS_PER_FLUSH;
+    const STREAMS: usize = 2 * CAP + 20;
+    if is_child() {
+        let url = var("STUB");
+        let out = plugin()
+            .init(&routed_options(&url, &[("auto_create_group", "false")]))
+            .expect("init");
+        let data = routed_chunk(STREAMS, "c", |i| ("/g".into(), format!("c-{i}")));
+        assert_eq!(out.flush("app", &data), FLB_RETRY);
+        assert_eq!(out.flush("app", &data), FLB_RETRY);
+        assert_eq!(out.flush("app", &data), FLB_OK);
+        assert_eq!(out.exit(), FLB_OK);
+        return;
+    }
+    let stub = Stub::start(Rules::default());
+    stub.state.lock().expect("state").groups.push("/g".into());
+    let log = stderr(&run_child(
+        "engine_::a_flush_creates_at_most_the_cap_of_new_streams",
+        &[("STUB", &stub.url())],
+    ));
+    assert_exactly_once(stub.all_events(), labels(STREAMS, "c"));
+    assert_eq!(stub.count("CreateLogStream"), STREAMS, "each stream once");
+    assert_eq!(stub.count("PutLogEvents"), STREAMS, "each request once");
+    let waits: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("[ warn]") && l.contains("new streams"))
+        .collect();
+    assert_eq!(waits.len(), 2, "one a capped flush: {log}");
+    // What waited after each flush: all but the first cap, then all but two caps.
+    for (line, waiting) in waits.iter().zip([STREAMS - CAP, STREAMS - 2 * CAP]) {
+        assert!(
+            line.contains(&format!("at most {CAP} new streams"))
+                && line.contains(&format!("{waiting} stream(s) of tag 'app' wait")),
+            "{line}"
+        );
+    }
+    assert!(!log.contains("[error]"), "{log}");
+}
+
+/// Issue 27: IAM can allow PutLogEvents on some streams of a group only. A denial there is
+/// about its stream: the first flush cannot tell (its first stream is the denied one, and
+/// the group's other streams end with it), but the retry tries the group with another
+/// stream first, which works, and then every allowed stream is delivered, exactly once;
+/// the denied stream keeps the chunk retried.
+#[test]
+fn a_policy_that_denies_one_stream_of_a_group_spares_the_others() {
+    const STREAMS: usize = 10;
+    if is_child() {
+        let url = var("STUB");
+        let out = plugin()
+            .init(&routed_options(&url, &[("auto_create_group", "false")]))
+            .expect("init");
+        let data = routed_chunk(STREAMS, "p", |i| ("/g".into(), format!("p-{i}")));
+        for _ in 0..2 {
+            assert_eq!(out.flush("app", &data), FLB_RETRY);
+        }
+        assert_eq!(out.exit(), FLB_OK);
+        return;
+    }
+    let stub = Stub::start(Rules {
+        denied_for_stream: vec![("PutLogEvents", "p-0")],
+        ..Rules::default()
+    });
+    stub.state.lock().expect("state").groups.push("/g".into());
+    let log = stderr(&run_child(
+        "engine_::a_policy_that_denies_one_stream_of_a_group_spares_the_others",
+        &[("STUB", &stub.url())],
+    ));
+    let allowed = (1..STREAMS).map(|i| format!("p {i}"));
+    assert_exactly_once(stub.all_events(), allowed);
+    let held: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("other stream(s) of group '/g'"))
+        .collect();
+    assert_eq!(held.len(), 1, "the first flush only: {log}");
+    assert!(
+        log.lines()
+            .filter(|l| l.contains("[error]"))
+            .all(|l| l.contains("stream 'p-0' failed: AccessDeniedException")),
+        "{log}"
+    );
+}
