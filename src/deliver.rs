@@ -377,7 +377,10 @@ impl Deliverer {
                         .min(now + MAX_ANSWER_WAIT),
                 );
                 let answer = tokio::time::timeout_at(deadline, call(self.client()));
-                match budget.stop().unless_cut_off(answer).await {
+                // Boxed: unboxed, the race doubled the size of every call's future, and the
+                // chunk's concurrent calls then kept a burst's memory from being given back
+                // (engine_::a_burst_s_memory_is_given_back_once_it_pauses: 6 s → over 60 s).
+                match Box::pin(budget.stop().unless_cut_off(answer)).await {
                     Some(Ok(result)) => result,
                     Some(Err(_)) => Err(AwsError::no_answer(operation, destination)),
                     None => Err(AwsError::stopping(operation, destination)),
