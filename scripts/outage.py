@@ -128,6 +128,10 @@ class Client:
             now = time.monotonic()
             if self.paused:
                 next_at = now
+                if sock is not None:
+                    # The stopped task's connection is gone; the next one connects anew.
+                    sock.close()
+                    sock = None
             elif now >= next_at:
                 record = {
                     "log": json.dumps({"seq": seq, "msg": "x" * 200}),
@@ -288,12 +292,14 @@ def main():
     with stand.lock:
         received = len(stand.seen)
         duplicated = sum(n - 1 for n in stand.seen.values())
+        missing = [n for n in range(client.sent) if n not in stand.seen][:20]
     report.update(
         sent=client.sent,
         received=received,
         lost=client.sent - received,
         duplicated=duplicated,
         unsent_by_client=client.unsent,
+        first_missing=missing,
         longest_write_s=round(client.blocked, 2),
         seconds_without_connection=round(client.refused, 1),
         calls=stand.calls,

@@ -4,8 +4,8 @@
 # and the hostile-input tests are checked for invalid reads and writes, uses of uninitialised
 # memory and bad frees. moto (Python) is not traced.
 #
-#   scripts/valgrind.sh           # abi_, hostile_ (without the four volume tests), native_ and
-#                                 # the 1.9.10 exit sequence (~3-4 min)
+#   scripts/valgrind.sh           # abi_, hostile_ (without the four volume tests), native_,
+#                                 # threads_ and the 1.9.10 exit sequence (~3-4 min)
 #   scripts/valgrind.sh --full    # all of abi_ and hostile_ (~30 min on 2 cores)
 #   scripts/valgrind.sh FILTER... # any test-name filters and libtest flags (e.g. fixtures_)
 #
@@ -18,7 +18,7 @@ cd "$(dirname "$0")/.."
 case "${1:-}" in
   "") # The volume tests (10 MB, a million records, memory peaks, the mutation smoke test)
       # run the same code as the small cases, fifty times slower under valgrind.
-    args=(abi_ hostile_ native_ dropin_::the_v1_9_10_exit_sequence_with_two_instances --skip a_million_tiny_records --skip a_10_mb_string
+    args=(abi_ hostile_ native_ threads_ dropin_::the_v1_9_10_exit_sequence_with_two_instances --skip a_million_tiny_records --skip a_10_mb_string
       --skip memory_is_proportional --skip fuzz_invariants_hold) ;;
   --full) args=(abi_ hostile_) ;;
   *) args=("$@") ;;

@@ -4,7 +4,8 @@
 //! Fluent Bit loads the built `cdylib` as a Go-ABI proxy plugin named `cloudwatch` (the
 //! same name and options as AWS's Go plugin). The data path, one module per step:
 //!
-//! 1. [`abi`]: the exported C symbols. Init reads the `[OUTPUT]` options; each flush hands
+//! 1. [`abi`]: the exported C symbols. Init reads the `[OUTPUT]` options and makes sure
+//!    Fluent Bit gives the output a worker thread (`workers 1` when unset); each flush hands
 //!    the chunk from Fluent Bit's small coroutine stack to a thread of ours and waits.
 //! 2. [`config`]: the options, validated once into a typed [`config::Config`].
 //! 3. [`instance`]: one `[OUTPUT]`: ties the steps below together for each flush.
@@ -23,8 +24,8 @@
 //!    are capped).
 //!    [`report`]: counters and log lines.
 //! 8. [`credentials`]: the default AWS credential chain, and the assumed role on top.
-//! 9. [`runtime`] (the shared async runtime and the flush threads) and [`log`] (Fluent
-//!    Bit–style log lines).
+//! 9. [`runtime`] (the shared async runtime and the flush threads), [`shutdown`] (a stop
+//!    signal ends the flushes' waits) and [`log`] (Fluent Bit–style log lines).
 //!
 //! Invariants: `unsafe_code` is denied everywhere but [`abi`] and [`scan`] (the escaping
 //! scan's vector loads, each inside its slice; AVX2 only where detected); no panic crosses

@@ -59,6 +59,9 @@ fn child() {
             ("log_key", "log"),
             ("auto_create_group", "true"),
             ("retry_timeout", "0"),
+            // The throttled put is retried in the flush, on the engine thread (`bare`) too,
+            // where the default is 5 s: too short under valgrind.
+            ("throttle_timeout", "60s"),
             ("endpoint", &url),
             ("log_level", &level),
         ])
