@@ -148,7 +148,7 @@ impl Instance {
                 "set 'workers 1' so that flushes run on a worker thread of Fluent Bit, but could not read what the [OUTPUT] had set: a larger 'workers' may have become 1"
             )),
             Workers::Unknown => log.warn(format_args!(
-                "cannot read or set 'workers' on this host: unless the [OUTPUT] sets 'workers 1', flushes run on Fluent Bit's engine thread, where they wait at most {}s (retry_timeout) before Fluent Bit retries them",
+                "'workers' cannot be set in this process (it exports no flb_output_set_property, or /proc/self/mem cannot be read): if this is Fluent Bit, set 'workers 1' in the [OUTPUT], or its flushes run on the engine thread, where they wait at most {}s before Fluent Bit retries them",
                 crate::config::ENGINE_RETRY_TIMEOUT.as_secs()
             )),
         }
