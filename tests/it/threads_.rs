@@ -74,6 +74,33 @@ fn flushes_run_on_a_worker_thread_unless_the_host_cannot_say() {
     }
 }
 
+/// The child's instance, against a CloudWatch that answers every put with a 503.
+fn init_in_an_outage() -> flb_host::host::Output {
+    plugin()
+        .init(&[
+            ("region", REGION),
+            ("log_group_name", "/outage"),
+            ("log_stream_name", "s"),
+            ("log_key", "log"),
+            ("auto_create_group", "true"),
+            ("endpoint", &var("STUB")),
+        ])
+        .expect("init")
+}
+
+/// Runs `test`'s child against that CloudWatch: the stub and the child's log.
+fn run_in_an_outage(test: &str, vars: &[(&str, &str)]) -> (Stub, String) {
+    let stub = Stub::start(Rules {
+        faults: vec![Fault::ServerError; 10_000],
+        ..Rules::default()
+    });
+    let url = stub.url();
+    let mut vars = vars.to_vec();
+    vars.push(("STUB", &url));
+    let log = stderr(&run_child(test, &vars));
+    (stub, log)
+}
+
 /// What the process had on SIGTERM before the plugin: Fluent Bit's handler notes the
 /// signal (its main loop then stops the engine).
 static HOST_SAW_SIGTERM: AtomicBool = AtomicBool::new(false);
@@ -103,16 +130,7 @@ fn a_stop_signal_ends_a_flush_that_waits_out_an_outage() {
         let host: extern "C" fn(libc::c_int) = host_handler;
         // SAFETY: installs a handler that only stores to an atomic, as Fluent Bit's does.
         unsafe { libc::signal(libc::SIGTERM, host as usize) };
-        let out = plugin()
-            .init(&[
-                ("region", REGION),
-                ("log_group_name", "/outage"),
-                ("log_stream_name", "s"),
-                ("log_key", "log"),
-                ("auto_create_group", "true"),
-                ("endpoint", &var("STUB")),
-            ])
-            .expect("init");
+        let out = init_in_an_outage();
         assert_ne!(
             sigterm_handler(),
             host as usize,
@@ -146,14 +164,10 @@ fn a_stop_signal_ends_a_flush_that_waits_out_an_outage() {
         );
         return;
     }
-    let stub = Stub::start(Rules {
-        faults: vec![Fault::ServerError; 10_000],
-        ..Rules::default()
-    });
-    let log = stderr(&run_child(
+    let (stub, log) = run_in_an_outage(
         "threads_::a_stop_signal_ends_a_flush_that_waits_out_an_outage",
-        &[("STUB", &stub.url())],
-    ));
+        &[],
+    );
     assert!(
         log.contains("the plugin set 'workers 1'"),
         "the flush ran on a worker:\n{log}"
@@ -171,16 +185,7 @@ fn a_stop_signal_ends_a_flush_that_waits_out_an_outage() {
 #[test]
 fn on_the_engine_thread_a_flush_leaves_long_waits_to_fluent_bit() {
     if is_child() {
-        let out = plugin()
-            .init(&[
-                ("region", REGION),
-                ("log_group_name", "/engine"),
-                ("log_stream_name", "s"),
-                ("log_key", "log"),
-                ("auto_create_group", "true"),
-                ("endpoint", &var("STUB")),
-            ])
-            .expect("init");
+        let out = init_in_an_outage();
         assert_eq!(
             out.flush_threads(),
             vec![flb_host::host::ENGINE_THREAD.to_owned()]
@@ -193,14 +198,10 @@ fn on_the_engine_thread_a_flush_leaves_long_waits_to_fluent_bit() {
         assert_eq!(out.exit(), FLB_OK);
         return;
     }
-    let stub = Stub::start(Rules {
-        faults: vec![Fault::ServerError; 10_000],
-        ..Rules::default()
-    });
-    let log = stderr(&run_child(
+    let (_stub, log) = run_in_an_outage(
         "threads_::on_the_engine_thread_a_flush_leaves_long_waits_to_fluent_bit",
-        &[("STUB", &stub.url()), ("FLB_HOST_KIND", "bare")],
-    ));
+        &[("FLB_HOST_KIND", "bare")],
+    );
     assert!(
         log.contains("'workers' cannot be set in this process"),
         "{log}"
