@@ -2,14 +2,20 @@
 #
 # Fluent Bit with this plugin in place of AWS's Go `cloudwatch` plugin.
 #
-#   docker build -t flb-out-cloudwatch .                              # AWS for Fluent Bit 2.34.3 (Fluent Bit 1.9.10)
-#   docker build --build-arg FLAVOR=upstream -t flb-out-cloudwatch .  # fluent/fluent-bit 5.1.1
+#   docker build -t flb-out-cloudwatch .                              # AWS for Fluent Bit 3.5.10 (Fluent Bit 5.1.5)
+#   docker build --build-arg FLAVOR=upstream -t flb-out-cloudwatch .  # fluent/fluent-bit 5.1.5
 #   docker buildx build --platform linux/amd64,linux/arm64 -t REPOSITORY:TAG --push .
 #
-# FLAVOR=aws (default): AWS for Fluent Bit's entrypoint starts
+# AWS for Fluent Bit 2.x (Fluent Bit 1.9.10 on Amazon Linux 2) reached end of life on
+# 2026-06-30; who still runs it builds on its last release with
+#   --build-arg AWS_FOR_FLUENT_BIT_IMAGE=public.ecr.aws/aws-observability/aws-for-fluent-bit:2.34.3
+# and nothing else changes: both lines keep the Go plugin at /fluent-bit/cloudwatch.so (3.x
+# builds its AL2023 and AL2 images from one runtime Dockerfile that puts it there) and start
+# from the same /entrypoint.sh, which runs
 #   fluent-bit -e /fluent-bit/firehose.so -e /fluent-bit/cloudwatch.so -e /fluent-bit/kinesis.so -c /fluent-bit/etc/fluent-bit.conf
-# so the library replaces /fluent-bit/cloudwatch.so and every FireLens task definition with
-# `"Name": "cloudwatch"` uses it unchanged.
+# FLAVOR=aws (default): the library replaces /fluent-bit/cloudwatch.so, so every FireLens task
+# definition with `"Name": "cloudwatch"` uses it unchanged. The stage only copies files, so it
+# needs no shell or package manager (3.x images are minimal AL2023 ones).
 # FLAVOR=upstream: the library is /fluent-bit/plugins/libflb_out_cloudwatch.so, loaded with
 # -e by the image's command; /fluent-bit/plugins/plugins.conf names it for a command of your own.
 # Both images carry /fluent-bit/bin/flb-cloudwatch-check, which finds the library through
@@ -17,15 +23,18 @@
 #
 # The build stage is the release recipe, scripts/dist.sh: on Debian with the pinned Rust, Zig
 # (PyPI ziglang) and cargo-zigbuild link the library and the check command against glibc 2.17,
-# so they load in AWS for Fluent Bit 2.x (Amazon Linux 2, glibc 2.26) and in the upstream
-# images alike (a plain `cargo build` on bookworm would need glibc 2.34). The stage runs on
-# the platform being built: with buildx, the arm64 library is built by the same script with
-# the aarch64 target on an arm64 builder (a native node, or QEMU emulation, which is slow).
+# so they load in AWS for Fluent Bit 3.x (minimal Amazon Linux 2023, glibc 2.34), in 2.x
+# (Amazon Linux 2, glibc 2.26) and in the upstream images alike (a plain `cargo build` on
+# bookworm would need glibc 2.34, too new for 2.x). The stage runs on the platform being
+# built: with buildx, the arm64 library is built by the same script with the aarch64 target
+# on an arm64 builder (a native node, or QEMU emulation, which is slow).
 # Not built here (no Docker engine); the script itself was run for both architectures.
+# scripts/check-dockerfile.sh (run by .ci/run) checks the default image and the stages'
+# wiring without one.
 
 ARG FLAVOR=aws
-ARG AWS_FOR_FLUENT_BIT_IMAGE=public.ecr.aws/aws-observability/aws-for-fluent-bit:2.34.3
-ARG FLUENT_BIT_IMAGE=fluent/fluent-bit:5.1.1
+ARG AWS_FOR_FLUENT_BIT_IMAGE=public.ecr.aws/aws-observability/aws-for-fluent-bit:3.5.10
+ARG FLUENT_BIT_IMAGE=fluent/fluent-bit:5.1.5
 ARG RUST_IMAGE=rust:1.95-bookworm
 
 FROM ${RUST_IMAGE} AS build
