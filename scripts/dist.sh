@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Makes the release: the plugin library and `flb-cloudwatch-check`, built with Cargo's `dist`
 # profile (release + fat LTO) and linked by Zig against glibc 2.17 so that they load on every
-# FireLens image (AWS for Fluent Bit 2.x is Amazon Linux 2 with glibc 2.26; the upstream
-# images are newer), checked and stripped, in
+# FireLens image (AWS for Fluent Bit 3.x is Amazon Linux 2023 with glibc 2.34, the
+# end-of-life 2.x Amazon Linux 2 with glibc 2.26; the upstream images are newer), checked and
+# stripped, in
 #
 #   dist/flb-out-cloudwatch-<version>-<arch>-linux-gnu/
 #     libflb_out_cloudwatch.so  flb-cloudwatch-check  plugins.conf  INSTALL.md  SHA256SUMS
