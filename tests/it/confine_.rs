@@ -33,14 +33,6 @@ const FIRST: &[(&str, &str, &str)] = &[
 ];
 const SECOND: &[(&str, &str, &str)] = &[("b1", "../x", "5"), ("b2", "web", "/..")];
 
-fn messages(account: &Account, group: &str, stream: &str) -> Vec<String> {
-    account
-        .events(group, stream)
-        .into_iter()
-        .map(|e| e.message)
-        .collect()
-}
-
 #[test]
 fn escaping_names_land_in_the_default_names_with_one_warning_per_cause() {
     if is_child() {

@@ -22,14 +22,6 @@ fn chunk(log: &str) -> Vec<u8> {
     w.buf
 }
 
-fn messages(account: &Account, group: &str, stream: &str) -> Vec<String> {
-    account
-        .events(group, stream)
-        .into_iter()
-        .map(|e| e.message)
-        .collect()
-}
-
 /// Static names with characters CloudWatch refuses start, and land where the Go plugin
 /// puts them: every byte outside `A-Z a-z 0-9 _ - . /` of a group becomes `.` (`#` and each
 /// byte of `é` too), `:` and `*` of a stream. `log_retention_days 0` starts and sets nothing.

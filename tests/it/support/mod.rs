@@ -90,6 +90,15 @@ pub fn assert_no_secret(test: &str, log: &str) {
     }
 }
 
+/// The messages stored in `account`'s `group` / `stream`, in order.
+pub fn messages(account: &Account, group: &str, stream: &str) -> Vec<String> {
+    account
+        .events(group, stream)
+        .into_iter()
+        .map(|e| e.message)
+        .collect()
+}
+
 /// The time of the records of [`chunk`].
 pub const CHUNK_T0: u32 = 1_795_551_844;
 
