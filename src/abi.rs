@@ -649,12 +649,15 @@ const PROBE_WORKERS: c_int = 5087;
 /// `o_ins` is the host's output instance, during Init, on the thread that inits it.
 unsafe fn ensure_a_worker(o_ins: *mut c_void) -> Workers {
     let set = host_symbol(c"flb_output_set_property");
+    if set.is_null() || o_ins.is_null() {
+        return Workers::Unknown;
+    }
     let Ok(memory) = std::fs::File::open("/proc/self/mem") else {
         return Workers::Unknown;
     };
     let read = || read_own_memory(&memory, o_ins as usize, INSTANCE_WINDOW);
     let before = read();
-    if set.is_null() || o_ins.is_null() || before.is_empty() {
+    if before.is_empty() {
         return Workers::Unknown;
     }
     // SAFETY: exported by the host under this name, with this signature.

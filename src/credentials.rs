@@ -471,8 +471,7 @@ pub fn redact(url: &str) -> String {
 /// [`redact`]ed: for errors that did not come from this module's reader (the SDK's default
 /// chain, used with a profile or environment keys, reads `AWS_CONTAINER_CREDENTIALS_FULL_URI`
 /// itself and quotes it whole in its errors).
-pub fn scrub(text: String) -> String {
-    let mut text = text;
+pub fn scrub(mut text: String) -> String {
     for name in [FULL_URI, RELATIVE_URI] {
         let Ok(url) = std::env::var(name) else {
             continue;
@@ -483,8 +482,7 @@ pub fn scrub(text: String) -> String {
 }
 
 /// `text` with `url`, and its path and query wherever they appear alone, redacted.
-fn scrub_url(text: String, url: &str) -> String {
-    let mut text = text;
+fn scrub_url(mut text: String, url: &str) -> String {
     if url.is_empty() {
         return text;
     }
@@ -493,11 +491,12 @@ fn scrub_url(text: String, url: &str) -> String {
     }
     // The path and query (a RELATIVE_URI is nothing else; the SDK may print a URI's parts).
     let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
-    let path = match url.contains("://") {
-        true => after_scheme
+    let path = if url.contains("://") {
+        after_scheme
             .find(['/', '?', '#', '\\'])
-            .map(|i| &after_scheme[i..]),
-        false => Some(url),
+            .map(|i| &after_scheme[i..])
+    } else {
+        Some(url)
     };
     // (Not when the redacted URL itself holds it, as `http://h/…` holds `/h`.)
     if let Some(path) = path.filter(|p| p.len() > 1)
