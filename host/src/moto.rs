@@ -17,7 +17,7 @@ pub const MOTO_VERSION: &str = "5.2.5";
 /// CloudWatch Logs clock (used only for its 14-day / 2-hour acceptance window) is pinned
 /// to that time, so fixtures captured on one day stay acceptable on any later day.
 const SERVER_PY: &str = r#"
-import datetime, os, sys
+import datetime, json, os, sys
 from moto.server import ThreadedMotoServer
 now = os.environ.get("MOTO_LOGS_NOW_MS")
 if now:
@@ -26,7 +26,28 @@ if now:
     logs_models.utcnow = lambda: fixed
 server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
 server.start()
-print("PORT", server.get_host_and_port()[1], flush=True)
+port = server.get_host_and_port()[1]
+admins = {}
+accounts = os.environ.get("MOTO_ENFORCE_IAM_ACCOUNTS")
+if accounts is not None:
+    # One administrator user per account, made while every call is still free, then
+    # moto's IAM enforcement on: from here each request needs a signature by a known key
+    # and a policy that allows its action.
+    import json, boto3
+    import moto.settings
+    policy = json.dumps({"Version": "2012-10-17",
+                         "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]})
+    for account in filter(None, accounts.split(",")):
+        iam = boto3.client("iam", endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
+                           aws_access_key_id="setup", aws_secret_access_key="setup")
+        iam.meta.events.register("before-sign.*.*",
+            lambda request, account=account, **_: request.headers.__setitem__("x-moto-account-id", account))
+        iam.create_user(UserName="admin")
+        iam.put_user_policy(UserName="admin", PolicyName="admin", PolicyDocument=policy)
+        key = iam.create_access_key(UserName="admin")["AccessKey"]
+        admins[account] = [key["AccessKeyId"], key["SecretAccessKey"]]
+    moto.settings.INITIAL_NO_AUTH_ACTION_COUNT = 0
+print("PORT", port, json.dumps(admins) if admins else "{}", flush=True)
 sys.stdin.read()
 server.stop()
 "#;
@@ -34,6 +55,15 @@ server.stop()
 pub struct Moto {
     child: Child,
     pub port: u16,
+    /// With [`Moto::start_enforcing_iam`]: each account's administrator key (id, secret).
+    admins: Vec<(String, Keys)>,
+}
+
+/// An access key id and its secret.
+#[derive(Clone, Debug)]
+pub struct Keys {
+    pub id: String,
+    pub secret: String,
 }
 
 impl Moto {
@@ -44,6 +74,57 @@ impl Moto {
 
     /// Starts moto; with `logs_now_ms`, its CloudWatch Logs clock is pinned to that time.
     pub fn start_at(logs_now_ms: Option<i64>) -> Result<Moto, String> {
+        Self::launch(logs_now_ms, None)
+    }
+
+    /// Starts moto with its IAM enforcement on (moto's `INITIAL_NO_AUTH_ACTION_COUNT`
+    /// reached): every request must be signed by a key moto issued and be allowed by the
+    /// caller's policies. Before enforcement starts, each of `accounts` gets a user `admin`
+    /// allowed everything; [`Moto::admin`] gives its key, [`Moto::python`] runs set-up
+    /// scripts with them.
+    pub fn start_enforcing_iam(accounts: &[&str]) -> Result<Moto, String> {
+        Self::launch(None, Some(accounts.join(",")))
+    }
+
+    /// The key of `account`'s administrator (only with [`Moto::start_enforcing_iam`]).
+    pub fn admin(&self, account: &str) -> Option<&Keys> {
+        self.admins
+            .iter()
+            .find(|(a, _)| a == account)
+            .map(|(_, keys)| keys)
+    }
+
+    /// Runs a Python script in moto's virtualenv (which has boto3), with `MOTO_URL` set to
+    /// this server and `MOTO_ADMINS` to a JSON object `{account: [key id, secret]}`; `env`
+    /// adds variables. Returns its standard output, or its standard error when it fails.
+    pub fn python(&self, script: &str, env: &[(&str, &str)]) -> Result<String, String> {
+        let admins: serde_json::Map<String, serde_json::Value> = self
+            .admins
+            .iter()
+            .map(|(a, k)| (a.clone(), serde_json::json!([k.id, k.secret])))
+            .collect();
+        let mut cmd = Command::new(ensure_installed()?);
+        cmd.arg("-c")
+            .arg(script)
+            .env("MOTO_URL", self.url())
+            .env("MOTO_ADMINS", serde_json::Value::Object(admins).to_string())
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env("AWS_CONFIG_FILE", "/nonexistent")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd
+            .output()
+            .map_err(|e| format!("cannot run python: {e}"))?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    }
+
+    fn launch(logs_now_ms: Option<i64>, enforce: Option<String>) -> Result<Moto, String> {
         let python = ensure_installed()?;
         let mut cmd = Command::new(python);
         cmd.arg("-c")
@@ -54,17 +135,40 @@ impl Moto {
         if let Some(now) = logs_now_ms {
             cmd.env("MOTO_LOGS_NOW_MS", now.to_string());
         }
+        if let Some(accounts) = enforce {
+            cmd.env("MOTO_ENFORCE_IAM_ACCOUNTS", accounts);
+        }
         let mut child = cmd.spawn().map_err(|e| format!("cannot start moto: {e}"))?;
         let stdout = child.stdout.take().ok_or("no stdout")?;
         let mut line = String::new();
         BufReader::new(stdout)
             .read_line(&mut line)
             .map_err(|e| e.to_string())?;
-        let port = line
+        let mut said = line
             .strip_prefix("PORT ")
+            .unwrap_or_default()
+            .splitn(2, ' ');
+        let port = said
+            .next()
             .and_then(|p| p.trim().parse().ok())
             .ok_or_else(|| format!("moto did not start (said {line:?})"))?;
-        Ok(Moto { child, port })
+        let admins = said
+            .next()
+            .and_then(|a| serde_json::from_str::<serde_json::Value>(a).ok())
+            .and_then(|a| a.as_object().cloned())
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|(account, key)| {
+                let id = key[0].as_str()?.to_owned();
+                let secret = key[1].as_str()?.to_owned();
+                Some((account, Keys { id, secret }))
+            })
+            .collect();
+        Ok(Moto {
+            child,
+            port,
+            admins,
+        })
     }
 
     /// `http://127.0.0.1:<port>`, for `endpoint` and `sts_endpoint`.
