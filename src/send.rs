@@ -47,8 +47,8 @@ use crate::runtime;
 /// one flush takes at most one second of that quota, whatever its chunk's fan-out, instead
 /// of holding the account's quota (and its own flush) for as long as thousands of streams
 /// take. Streams beyond wait for the chunk's retry. With Fluent Bit's default `Retry_Limit
-/// 1` (two flushes of a chunk) a chunk reaches 2 × 50 new streams; the README and the
-/// guide say what more costs and which settings to use.
+/// 1` (two flushes of a chunk) a chunk reaches 2 × 50 new streams; the guide's "Many
+/// streams from one chunk" (`docs/guide.md`) says what more costs and which settings to use.
 pub const MAX_NEW_STREAMS_PER_FLUSH: usize = 50;
 
 /// One flush's sending: what it sends with, and how far it got.

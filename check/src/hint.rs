@@ -51,7 +51,7 @@ pub fn options(error: Option<&OptionError>) -> &'static str {
             "set -p region=<the log group's region> (or AWS_REGION in the environment)"
         }
         _ => {
-            "correct the option named in the line above; the README's options table says what each accepts"
+            "correct the option named in the line above; the options table of docs/reference.md says what each accepts"
         }
     }
 }

@@ -602,34 +602,3 @@ fn the_proxy_serves_aws_calls_but_never_the_ecs_endpoint() {
     let (dest, _) = Account::assume(&moto.url(), REGION, ROLE_ARN).expect("assume");
     assert_eq!(dest.events("/proxied", TASK_ID).len(), 1);
 }
-
-/// The README's options table names every option the plugin reads, and nothing else.
-#[test]
-fn the_readme_documents_every_option() {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
-        .expect("README.md");
-    let table: Vec<&str> = readme
-        .lines()
-        .skip_while(|l| !l.starts_with("## Options"))
-        .take_while(|l| !l.starts_with("**Templates**"))
-        .filter(|l| l.starts_with("| `"))
-        .collect();
-    let documented: Vec<String> = table
-        .iter()
-        .flat_map(|l| {
-            l.split('|')
-                .nth(1)
-                .unwrap_or_default()
-                .split(',')
-                .map(|o| o.trim().trim_matches('`').to_owned())
-        })
-        .collect();
-    let mut want: Vec<String> = flb_out_cloudwatch::config::OPTION_NAMES
-        .iter()
-        .map(|o| o.to_string())
-        .collect();
-    let mut got = documented.clone();
-    want.sort();
-    got.sort();
-    assert_eq!(got, want);
-}
