@@ -66,6 +66,12 @@ pub fn chunk(tag: &str, data: &[u8]) -> Summary {
         );
     }
     check(&small(Some("log"), Oversize::Drop), tag, data, &want);
+    // `add_entity`: the same records, each still accounted for, whatever its fields.
+    let entity = Config {
+        add_entity: true,
+        ..config(None)
+    };
+    check(&entity, tag, data, &want);
     want
 }
 
@@ -107,6 +113,7 @@ fn check(config: &Config, tag: &str, data: &[u8], want: &Summary) -> Prepared {
         assert!(!stream.contains([':', '*']), "{stream:?}");
         for e in events.iter() {
             assert!((0..=MAX_MS).contains(&e.timestamp_ms), "{e:?}");
+            assert!(e.entity == 0 || p.entities.get(e.entity).is_some(), "{e:?}");
             let wire = p.messages.get(e.message.clone()).expect("a str range");
             let message = unescape(wire);
             assert_eq!(
@@ -150,6 +157,10 @@ fn check_batches(events: &[Event], batches: &[Range<usize>]) {
         assert!(!batch.is_empty() && batch.len() <= MAX_BATCH_EVENTS);
         assert!(batch.iter().map(Event::cost).sum::<usize>() <= MAX_BATCH_BYTES);
         assert!(batch.is_sorted_by_key(|e| e.timestamp_ms));
+        assert!(
+            batch.iter().all(|e| e.entity == batch[0].entity),
+            "one entity a batch"
+        );
         let span = batch[batch.len() - 1].timestamp_ms - batch[0].timestamp_ms;
         assert!(span < batch::MAX_BATCH_SPAN_MS);
     }

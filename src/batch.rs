@@ -22,22 +22,32 @@ pub const MAX_MESSAGE_BYTES: usize = MAX_BATCH_BYTES - EVENT_OVERHEAD;
 pub const LEGACY_MAX_EVENT_BYTES: usize = 262_144;
 
 /// One log event: its time, where its message lies in the chunk's message buffer (in its
-/// wire form: escaped for the PutLogEvents body, see [`crate::encode::Out`]), and the
-/// message's own bytes, which are what CloudWatch counts.
+/// wire form: escaped for the PutLogEvents body, see [`crate::encode::Out`]), the
+/// message's own bytes, which are what CloudWatch counts, and its record's entity.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
     pub timestamp_ms: i64,
     pub message: Range<usize>,
     pub size: usize,
+    /// The number of its record's entity among the chunk's ([`crate::entity::Entities`]);
+    /// 0: none.
+    pub entity: u32,
 }
 
 impl Event {
+    /// An event without an entity.
     pub fn new(timestamp_ms: i64, message: Range<usize>, size: usize) -> Self {
         Event {
             timestamp_ms,
             message,
             size,
+            entity: 0,
         }
+    }
+
+    /// The same event, of the entity numbered `entity`.
+    pub fn with_entity(self, entity: u32) -> Self {
+        Event { entity, ..self }
     }
 
     /// Bytes this event counts for in a batch.
@@ -46,18 +56,20 @@ impl Event {
     }
 }
 
-/// Sorts `events` by time (stable: equal times keep record order) and cuts them into
-/// batches, returned as ranges of the sorted slice.
+/// Sorts `events` by entity, then time (stable: equal times keep record order) and cuts
+/// them into batches, returned as ranges of the sorted slice. A PutLogEvents call has one
+/// entity, so events of different entities are in different batches.
 ///
 /// Every message must be at most [`MAX_MESSAGE_BYTES`]; `max_event_size` guarantees it.
 pub fn plan(events: &mut [Event]) -> Vec<Range<usize>> {
-    events.sort_by_key(|e| e.timestamp_ms);
+    events.sort_by_key(|e| (e.entity, e.timestamp_ms));
     let mut batches = Vec::new();
     let mut start = 0;
     let mut bytes = 0;
     for (i, event) in events.iter().enumerate() {
         let full = i - start == MAX_BATCH_EVENTS
             || bytes + event.cost() > MAX_BATCH_BYTES
+            || event.entity != events[start].entity
             || event.timestamp_ms - events[start].timestamp_ms >= MAX_BATCH_SPAN_MS;
         if i > start && full {
             batches.push(start..i);
@@ -89,6 +101,7 @@ mod tests {
             assert!(!batch.is_empty());
             assert!(batch.len() <= MAX_BATCH_EVENTS);
             assert!(batch.iter().map(Event::cost).sum::<usize>() <= MAX_BATCH_BYTES);
+            assert!(batch.iter().all(|e| e.entity == batch[0].entity));
             assert!(
                 batch
                     .windows(2)
@@ -110,6 +123,22 @@ mod tests {
         assert_eq!(plan(&mut events), vec![0..4]);
         let order: Vec<_> = events.iter().map(|e| e.message.start).collect();
         assert_eq!(order, vec![1, 3, 0, 2]);
+    }
+
+    #[test]
+    fn one_entity_per_batch() {
+        let mut events = vec![
+            ev(3, 1).with_entity(2),
+            ev(1, 1),
+            ev(2, 1).with_entity(1),
+            ev(0, 1).with_entity(2),
+            ev(4, 1),
+        ];
+        let batches = plan(&mut events);
+        assert_eq!(batches, vec![0..2, 2..3, 3..5]);
+        let order: Vec<_> = events.iter().map(|e| (e.entity, e.timestamp_ms)).collect();
+        assert_eq!(order, vec![(0, 1), (0, 4), (1, 2), (2, 0), (2, 3)]);
+        check(&events, &batches);
     }
 
     #[test]

@@ -15,6 +15,9 @@
 //! flush's requests so hold its messages once, not again as bodies (~1 MB each).
 //! [`write`] is the same body in one buffer, for tests and benches.
 //!
+//! With `add_entity`, the batch's entity ([`crate::entity`]) follows the events, where the
+//! SDK writes it: `…,"logEvents":[…],"entity":{"keyAttributes":{…},"attributes":{…}}}`.
+//!
 //! [`put_log_events`] sends such a body through the SDK: the operation is built with the
 //! group and stream only, and an interceptor, before the SDK signs, replaces the
 //! serialised body with the [`Body`] and gives the signer the precomputed hash. The
@@ -45,6 +48,7 @@ use sha2::{Digest, Sha256};
 use crate::batch::Event;
 use crate::deliver::Destination;
 use crate::encode;
+use crate::entity::Entity;
 
 /// Bytes of the body around the names and events: `{"logGroupName":"","logStreamName":"",
 /// "logEvents":[]}`.
@@ -53,7 +57,7 @@ const FRAME_BYTES: usize = 53;
 const EVENT_FRAME_BYTES: usize = 28;
 /// Digits of a timestamp in milliseconds (13 until the year 2286), with a sign to spare.
 const TIMESTAMP_BYTES: usize = 14;
-/// The end of every body.
+/// The end of every body without an entity.
 const TAIL: &[u8] = b"]}";
 /// The size a piece of a body being sent reaches before it is handed on (a piece holds
 /// whole events, so one with a long message is longer): four TLS records.
@@ -155,15 +159,40 @@ fn put_events(out: &mut impl Sink, messages: &[u8], events: &[Event], first: boo
     }
 }
 
+/// The end of the body: the events' `]`, the entity if there is one, the body's `}`.
+fn tail(entity: Option<&Entity>) -> Vec<u8> {
+    match entity {
+        None => TAIL.to_vec(),
+        Some(entity) => {
+            let mut out = b"],".to_vec();
+            out.extend_from_slice(&entity.wire());
+            out.push(b'}');
+            out
+        }
+    }
+}
+
 /// Appends the PutLogEvents body for `batch` (events whose messages' wire forms lie in
 /// `messages`), in the batch's order: `{"logGroupName":…,"logStreamName":…,"logEvents":
 /// [{"timestamp":…,"message":…},…]}`. A range outside `messages` or off a character
 /// boundary (a bug of the caller) is written as an empty message rather than panicking.
 pub fn write(out: &mut Vec<u8>, destination: &Destination, messages: &[u8], batch: &[Event]) {
-    out.reserve(capacity(destination, batch));
+    write_with(out, destination, None, messages, batch);
+}
+
+/// [`write`], with `entity` after the events if there is one.
+pub fn write_with(
+    out: &mut Vec<u8>,
+    destination: &Destination,
+    entity: Option<&Entity>,
+    messages: &[u8],
+    batch: &[Event],
+) {
+    let tail = tail(entity);
+    out.reserve(capacity(destination, batch) + tail.len());
     out.put(&head(destination));
     put_events(out, messages, batch, true);
-    out.put(TAIL);
+    out.put(&tail);
 }
 
 /// The wire form of `event`'s message, or nothing when its range is outside `messages` or
@@ -184,6 +213,7 @@ pub struct Body(Arc<Parts>);
 
 struct Parts {
     head: Vec<u8>,
+    tail: Vec<u8>,
     messages: Arc<Vec<u8>>,
     batch: Vec<Event>,
     len: usize,
@@ -194,14 +224,26 @@ struct Parts {
 impl Body {
     /// The body of `batch` (events whose messages' wire forms lie in `messages`), hashed.
     pub fn new(destination: &Destination, messages: Arc<Vec<u8>>, batch: &[Event]) -> Body {
+        Body::with_entity(destination, None, messages, batch)
+    }
+
+    /// [`Body::new`], with `entity` after the events if there is one.
+    pub fn with_entity(
+        destination: &Destination,
+        entity: Option<&Entity>,
+        messages: Arc<Vec<u8>>,
+        batch: &[Event],
+    ) -> Body {
         let head = head(destination);
+        let tail = tail(entity);
         let mut hash = Hashing::new();
         hash.put(&head);
         put_events(&mut hash, &messages, batch, true);
-        hash.put(TAIL);
+        hash.put(&tail);
         let (len, sha256) = hash.finish();
         Body(Arc::new(Parts {
             head,
+            tail,
             messages,
             batch: batch.to_vec(),
             len,
@@ -280,7 +322,7 @@ impl Pieces {
             self.next += 1;
         }
         if self.next == parts.batch.len() {
-            piece.put(TAIL);
+            piece.put(&parts.tail);
             self.next += 1; // past the tail
         }
         self.sent += piece.len();
@@ -449,6 +491,16 @@ mod tests {
     /// The same bytes as the SDK's own serialiser (`aws-smithy-json`, as the generated
     /// `ser_put_log_events_input` calls it) for the same input.
     fn sdk_body(destination: &Destination, messages: &[(i64, String)]) -> String {
+        sdk_body_with(destination, messages, None)
+    }
+
+    /// [`sdk_body`] with an entity, its maps in the entity's order (the SDK's are
+    /// `HashMap`s, in any order).
+    fn sdk_body_with(
+        destination: &Destination,
+        messages: &[(i64, String)],
+        entity: Option<&Entity>,
+    ) -> String {
         use aws_smithy_json::serialize::JsonObjectWriter;
         let mut out = String::new();
         let mut object = JsonObjectWriter::new(&mut out);
@@ -464,8 +516,68 @@ mod tests {
             event.finish();
         }
         array.finish();
+        if let Some(entity) = entity {
+            let mut e = object.key("entity").start_object();
+            for (name, pairs) in [
+                ("keyAttributes", &entity.key_attributes),
+                ("attributes", &entity.attributes),
+            ] {
+                let mut map = e.key(name).start_object();
+                for (k, v) in pairs {
+                    map.key(k).string(v);
+                }
+                map.finish();
+            }
+            e.finish();
+        }
         object.finish();
         out
+    }
+
+    #[test]
+    fn the_entity_follows_the_events_as_the_sdk_writes_it() {
+        let entity = Entity {
+            key_attributes: vec![
+                ("Type", "Service".into()),
+                ("Name", "check\"out\\".into()),
+                ("AwsAccountId", "111122223333".into()),
+            ],
+            attributes: vec![
+                ("PlatformType", "Generic".into()),
+                ("K8s.Node", "日本".into()),
+            ],
+        };
+        let messages = awkward();
+        let borrowed: Vec<(i64, &str)> = messages.iter().map(|(t, m)| (*t, m.as_str())).collect();
+        let (buffer, events) = events(&borrowed);
+        let mut written = Vec::new();
+        write_with(
+            &mut written,
+            &destination(),
+            Some(&entity),
+            &buffer,
+            &events,
+        );
+        assert_eq!(
+            String::from_utf8(written.clone()).unwrap(),
+            sdk_body_with(&destination(), &messages, Some(&entity))
+        );
+        let v: Value = serde_json::from_slice(&written).unwrap();
+        assert_eq!(v["entity"]["keyAttributes"]["Name"], "check\"out\\");
+        let body = Body::with_entity(
+            &destination(),
+            Some(&entity),
+            std::sync::Arc::new(buffer),
+            &events,
+        );
+        assert_eq!(body.size(), written.len());
+        assert_eq!(body.sha256(), hex(&Sha256::digest(&written)));
+        let mut pieces = body.pieces();
+        let mut streamed = Vec::new();
+        while let Some(piece) = pieces.next_piece() {
+            streamed.extend_from_slice(&piece);
+        }
+        assert_eq!(streamed, written);
     }
 
     #[test]

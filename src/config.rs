@@ -55,7 +55,7 @@ pub const OPTION_NAMES: &[&str] = &[
 
 /// Options of Fluent Bit's C plugin this plugin accepts but does not act on (a warning at
 /// Init says so).
-pub const UNSUPPORTED_OPTIONS: &[&str] = &["metric_namespace", "metric_dimensions", "add_entity"];
+pub const UNSUPPORTED_OPTIONS: &[&str] = &["metric_namespace", "metric_dimensions"];
 
 /// The retention periods CloudWatch accepts, in days.
 pub const RETENTION_DAYS: &[i32] = &[
@@ -218,6 +218,10 @@ pub struct Config {
     pub throttle_timeout: Option<Duration>,
     /// AWS calls of this instance in flight at once.
     pub max_concurrent_requests: usize,
+    /// `add_entity`: PutLogEvents carries the entity that the `aws_entity*` fields of the
+    /// kubernetes and aws filters describe, as Fluent Bit's C plugin sends it
+    /// ([`crate::entity`]).
+    pub add_entity: bool,
 }
 
 /// A bad option: which one, its value, and what would have been accepted.
@@ -332,6 +336,7 @@ impl Config {
             retry_timeout: None,
             throttle_timeout: None,
             max_concurrent_requests: DEFAULT_MAX_CONCURRENT_REQUESTS,
+            add_entity: false,
         }
     }
 
@@ -503,6 +508,7 @@ impl Config {
                 .map(|v| max_concurrent_requests(&v))
                 .transpose()?
                 .unwrap_or(DEFAULT_MAX_CONCURRENT_REQUESTS),
+            add_entity: boolean("add_entity", get("add_entity"), false)?,
         })
     }
 }
@@ -1232,6 +1238,17 @@ mod tests {
                 want
             );
         }
+        // `add_entity` (the C plugin's) too, without a warning; not a boolean: Init fails.
+        for (v, want) in [("true", true), ("On", true), ("no", false), ("", false)] {
+            let c = with(&[("add_entity", v)]).unwrap();
+            assert_eq!(
+                (c.add_entity, c.ignored.len(), c.warnings.len()),
+                (want, 0, 0)
+            );
+        }
+        let e = with(&[("add_entity", "maybe")]).unwrap_err();
+        assert_eq!(e.option, "add_entity");
+        assert!(e.to_string().contains("expected true/false"), "{e}");
         // The Go plugin's own booleans: it reads only true/false. Where it would have
         // delivered more with its default, so does this plugin; a warning says so.
         for (option, v, want, warned) in [

@@ -40,6 +40,7 @@ use crate::batch::Event;
 use crate::body;
 use crate::cache::IdleSet;
 use crate::config::{GroupClass, GroupOptions};
+use crate::entity::Entity;
 use crate::gate::Gate;
 use crate::log::Logger;
 use crate::metrics::{Metric, Metrics};
@@ -184,13 +185,16 @@ impl HasStatus for aws_sdk_cloudwatchlogs::config::http::HttpResponse {
     }
 }
 
-/// Events of a batch that CloudWatch accepted the batch without: index ranges of the batch.
+/// What CloudWatch accepted a batch without: events (index ranges of the batch), and the
+/// entity.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Rejected {
     /// Older than 14 days or than the group's retention (`tooOld…`/`expired…EndIndex`).
     pub too_old: Range<usize>,
     /// More than 2 hours ahead (`tooNewLogEventStartIndex` on).
     pub too_new: Range<usize>,
+    /// `rejectedEntityInfo.errorType`: the events were stored without the request's entity.
+    pub entity: Option<String>,
 }
 
 impl Rejected {
@@ -460,19 +464,21 @@ impl Deliverer {
         }
     }
 
-    /// Sends one PutLogEvents (events sorted, within CloudWatch's limits). A stream (or
-    /// group) deleted behind our back is created again and the request resent.
+    /// Sends one PutLogEvents (events sorted, within CloudWatch's limits), with `entity` if
+    /// there is one. A stream (or group) deleted behind our back is created again and the
+    /// request resent.
     pub async fn put_batch(
         self: &Arc<Self>,
         budget: &Budget,
         gate: &Gate,
         destination: &Destination,
         messages: &Arc<Vec<u8>>,
+        entity: Option<&Entity>,
         batch: &[Event],
     ) -> Result<Rejected, AwsError> {
         // Hashed once for every attempt; written piece by piece from the messages (escaped
         // when they were encoded) each time it is sent.
-        let body = body::Body::new(destination, messages.clone(), batch);
+        let body = body::Body::with_entity(destination, entity, messages.clone(), batch);
         let put = async |client: Client| {
             self.put(client, destination, body.clone(), batch.len())
                 .await
@@ -521,10 +527,15 @@ impl Deliverer {
         }
         let answer = request.send().await;
         match answer {
-            Ok(out) => Ok(out
-                .rejected_log_events_info()
-                .map(|info| rejected(info, len))
-                .unwrap_or_default()),
+            Ok(out) => Ok(Rejected {
+                entity: out
+                    .rejected_entity_info()
+                    .map(|info| info.error_type().as_str().to_owned()),
+                ..out
+                    .rejected_log_events_info()
+                    .map(|info| rejected(info, len))
+                    .unwrap_or_default()
+            }),
             // Only with sequence tokens, which we never send: the batch is stored.
             Err(err)
                 if err
@@ -734,6 +745,7 @@ fn rejected(info: &aws_sdk_cloudwatchlogs::types::RejectedLogEventsInfo, len: us
     Rejected {
         too_old: 0..old_end,
         too_new: new_start..len,
+        entity: None,
     }
 }
 

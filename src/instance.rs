@@ -369,6 +369,9 @@ fn describe(c: &Config) -> String {
     if c.confine_names {
         s.push_str(" confine_names=true");
     }
+    if c.add_entity {
+        s.push_str(" add_entity=true");
+    }
     if let Some(r) = &c.role_arn {
         let _ = write!(s, " role_arn={r}");
     }

@@ -12,7 +12,8 @@
 //! 4. [`prepare`]: a chunk → events per stream, held to `max_event_size`; pure.
 //! 5. [`decode`]: MessagePack chunk → records (time + body), without recursion;
 //!    [`encode`]: record → message text (whole record as JSON, or the `log_key` value),
-//!    with [`scan`] finding what must be escaped.
+//!    with [`scan`] finding what must be escaped; [`entity`]: with `add_entity`, a
+//!    record's PutLogEvents entity, and the record without the fields it took.
 //! 6. [`batch`]: events → PutLogEvents batches within CloudWatch's limits.
 //! 7. [`send`]: the sending policy — each batch a request with a stable key, sent
 //!    concurrently; refused requests halved or re-cut; [`ledger`] remembers the settled
@@ -46,6 +47,7 @@ pub mod decode;
 pub mod deliver;
 pub mod ecs;
 pub mod encode;
+pub mod entity;
 pub mod gate;
 pub mod http;
 pub mod instance;

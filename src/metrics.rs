@@ -43,6 +43,7 @@ pub enum Metric {
     NotResent,
     StreamsHeldGroupFailed,
     StreamsHeldNewStreamCap,
+    EntitiesRejected,
 }
 
 const REJECTED: &str = "Events CloudWatch did not store: too_old (older than 14 days or the group's retention), too_new (more than 2 hours ahead), invalid (in a request CloudWatch refused even after halving it).";
@@ -141,6 +142,11 @@ pub const SERIES: &[Series] = &[
         help: HELD,
         reason: Some("new_stream_cap"),
     },
+    Series {
+        name: "entities_rejected_total",
+        help: "PutLogEvents requests whose entity (add_entity) CloudWatch Logs rejected (rejectedEntityInfo): their events were stored without it.",
+        reason: None,
+    },
 ];
 
 /// The host's counters, as `abi` reaches them: `add` adds `n` to series `index` of
@@ -197,7 +203,7 @@ mod tests {
 
     #[test]
     fn every_metric_has_its_series() {
-        assert_eq!(SERIES.len(), Metric::StreamsHeldNewStreamCap as usize + 1);
+        assert_eq!(SERIES.len(), Metric::EntitiesRejected as usize + 1);
         assert_eq!(
             SERIES[Metric::RejectedTooNew as usize].reason,
             Some("too_new")

@@ -6,21 +6,27 @@
 //! next are copied, not encoded again), held to `max_event_size` (counted in the message's
 //! own bytes) by the `oversize_event` policy, and routed to its stream by the name templates
 //! ([`crate::template`]): names that depend only on the tag are rendered once per chunk,
-//! names from record keys once per record.
+//! names from record keys once per record. With `add_entity`, a record's entity is read
+//! first ([`crate::entity`]) and its message is the record without the fields the entity
+//! took; its events carry the entity's number.
 //! Whatever is not turned into an event is counted in a [`Report`], by reason, for the
 //! instance to log.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Range;
 
 use crate::batch::Event;
 use crate::config::{Config, Oversize, StreamName};
 use crate::decode::{self, Item, Malformed, Skip};
 use crate::deliver::Destination;
 use crate::encode;
+use crate::entity::{self, Entities};
 use crate::template::{self, Context, Ecs, Needs, Template};
 
 /// Distinct template failures reported per chunk, at most.
 const MAX_FAILURES: usize = 16;
+/// Distinct reasons entity fields were left out, reported per chunk, at most.
+const MAX_ENTITY_PROBLEMS: usize = 16;
 
 /// A chunk made ready to send: every message in one buffer, events grouped by stream.
 #[derive(Debug, Default)]
@@ -28,6 +34,8 @@ pub struct Prepared {
     /// Every message's wire form, end to end (valid UTF-8).
     pub messages: Vec<u8>,
     pub streams: Vec<(Destination, Vec<Event>)>,
+    /// The entities the events name (`add_entity`).
+    pub entities: Entities,
     pub report: Report,
 }
 
@@ -48,6 +56,9 @@ pub struct Report {
     /// Distinct reasons a name template fell back (e.g. "log_stream_name '$(app)': the
     /// record has no key $app; using '/fluentbit-default'").
     pub template_failures: BTreeSet<String>,
+    /// Distinct reasons entity fields were left out of their entity (e.g.
+    /// "kubernetes.aws_entity_cluster is a number, not a string").
+    pub entity_problems: BTreeSet<String>,
 }
 
 /// Counts of messages over the size limit, by outcome.
@@ -106,19 +117,21 @@ pub fn prepare_with(
     // Events per destination, in the order destinations first appear.
     let mut streams: Vec<(Destination, Vec<Event>)> = Vec::new();
     let mut records = decode::records(chunk);
+    // A record without the fields its entity took (`add_entity`).
+    let mut stripped = Vec::new();
     loop {
         let start = p.messages.len();
-        // Without `log_key` the message is the whole body, written as the body is read
-        // (the record is walked once); the message bytes once written.
+        // Without `log_key` (and `add_entity`) the message is the whole body, written as
+        // the body is read (the record is walked once); the message bytes once written.
         let mut whole = None;
         let item = match &config.log_key {
-            None => records.next_read(|body| {
+            None if !config.add_entity => records.next_read(|body| {
                 let mut out = encode::Out::wire(&mut p.messages);
                 let len = encode::json_with(body, &mut out, &mut scratch)?;
                 whole = Some(out.raw());
                 Ok(len)
             }),
-            Some(_) => records.next(),
+            _ => records.next(),
         };
         let record = match item {
             None => break,
@@ -134,13 +147,29 @@ pub fn prepare_with(
             }
         };
         p.report.records += 1;
-        let size = match &config.log_key {
-            None => whole.or_else(|| {
-                // Unreachable: `next_read` reads the body of every record it gives.
-                *p.report.skipped.entry(Skip::NotAnEvent).or_default() += 1;
-                None
-            }),
-            Some(key) => keyed_message(record.body, key, &mut p.messages, &mut p.report),
+        let mut entity = 0;
+        let body = if config.add_entity {
+            let found = entity::read(record.body);
+            for problem in &found.problems {
+                if p.report.entity_problems.len() < MAX_ENTITY_PROBLEMS {
+                    p.report.entity_problems.insert(problem.clone());
+                }
+            }
+            match &found.entity {
+                Some(e) => {
+                    entity = p.entities.id(e.clone());
+                    found.strip(record.body, &mut stripped);
+                    &stripped[..]
+                }
+                None => record.body,
+            }
+        } else {
+            record.body
+        };
+        let size = match (&config.log_key, whole) {
+            (None, Some(size)) => Some(size),
+            (None, None) => whole_message(body, &mut p.messages, &mut scratch, &mut p.report),
+            (Some(key), _) => keyed_message(body, key, &mut p.messages, &mut p.report),
         };
         let Some(size) = size else {
             p.messages.truncate(start);
@@ -155,9 +184,9 @@ pub fn prepare_with(
             &mut p.messages,
             start,
             size,
-            record.time.as_millis(),
             config.max_event_size,
             config.oversize_event,
+            |message, size| Event::new(record.time.as_millis(), message, size).with_entity(entity),
             &mut streams[index].1,
         );
         p.report.oversize.add(fit);
@@ -165,6 +194,25 @@ pub fn prepare_with(
     streams.retain(|(_, events)| !events.is_empty());
     p.streams = streams;
     p
+}
+
+/// Appends the whole `body` as the message to `messages`, in its wire form; returns its
+/// message bytes, or `None` (counted in `report`) if it cannot be read.
+fn whole_message(
+    body: &[u8],
+    messages: &mut Vec<u8>,
+    scratch: &mut encode::Scratch,
+    report: &mut Report,
+) -> Option<usize> {
+    let mut out = encode::Out::wire(messages);
+    match encode::json_with(body, &mut out, scratch) {
+        Ok(_) => Some(out.raw()),
+        Err(_) => {
+            // Unreachable for a record the decoder accepted; counted rather than trusted.
+            *report.skipped.entry(Skip::NotAnEvent).or_default() += 1;
+            None
+        }
+    }
 }
 
 /// Appends the message of the value of `key` in `body` to `messages`, in its wire form;
@@ -333,33 +381,34 @@ fn failed(report: &mut Report, option: &str, t: &Template, f: &template::Failure
 }
 
 /// Turns the message whose wire form is `messages[start..]` (`size` message bytes) into
-/// events of at most `max` message bytes, by `policy`.
+/// events of at most `max` message bytes, by `policy`; `event` makes an event of a part's
+/// range and size (with the record's time and entity).
 fn fit(
     messages: &mut Vec<u8>,
     start: usize,
     size: usize,
-    timestamp_ms: i64,
     max: usize,
     policy: Oversize,
+    event: impl Fn(Range<usize>, usize) -> Event,
     events: &mut Vec<Event>,
 ) -> Fit {
     if size <= max {
-        events.push(Event::new(timestamp_ms, start..messages.len(), size));
+        events.push(event(start..messages.len(), size));
         return Fit::Fits;
     }
     match policy {
         Oversize::Truncate => {
             let size = encode::truncate(messages, start, size, max).unwrap_or(size);
-            events.push(Event::new(timestamp_ms, start..messages.len(), size));
+            events.push(event(start..messages.len(), size));
             Fit::Truncated
         }
         Oversize::Split => {
             let pieces = encode::pieces(messages.get(start..).unwrap_or_default(), max);
             let n = pieces.len();
             events.extend(
-                pieces.into_iter().map(|(r, size)| {
-                    Event::new(timestamp_ms, start + r.start..start + r.end, size)
-                }),
+                pieces
+                    .into_iter()
+                    .map(|(r, size)| event(start + r.start..start + r.end, size)),
             );
             Fit::Split(n)
         }
@@ -389,9 +438,9 @@ pub fn recut(
             &mut out,
             start,
             e.size,
-            e.timestamp_ms,
             max,
             policy,
+            |message, size| Event::new(e.timestamp_ms, message, size).with_entity(e.entity),
             &mut events,
         ));
     }
@@ -448,6 +497,73 @@ mod tests {
         assert_eq!(p.streams[0].1[1].timestamp_ms, 11_000);
         let p = prepare(&config(Some("log")), "t", &chunk);
         assert_eq!(messages(&p), vec!["hi", "7"]);
+    }
+
+    /// `{"log":"x","kubernetes":{"aws_entity_service_name":<service>},
+    /// "aws_entity_account_id":"1"}`, or `{"log":"x"}` without a service.
+    fn entity_record(secs: u32, service: Option<&str>) -> Vec<u8> {
+        let mut v = vec![0x92, 0x92, 0xd7, 0x00];
+        v.extend_from_slice(&secs.to_be_bytes());
+        v.extend_from_slice(&[0, 0, 0, 0, 0x80]);
+        let Some(service) = service else {
+            v.extend_from_slice(&[0x81, 0xa3, b'l', b'o', b'g', 0xa1, b'x']);
+            return v;
+        };
+        v.extend_from_slice(&[0x83, 0xa3, b'l', b'o', b'g', 0xa1, b'x', 0xaa]);
+        v.extend_from_slice(b"kubernetes");
+        v.extend_from_slice(&[0x81, 0xb7]);
+        v.extend_from_slice(b"aws_entity_service_name");
+        v.push(0xa0 | service.len() as u8);
+        v.extend_from_slice(service.as_bytes());
+        v.push(0xb5);
+        v.extend_from_slice(b"aws_entity_account_id");
+        v.extend_from_slice(&[0xa1, b'1']);
+        v
+    }
+
+    #[test]
+    fn each_record_has_its_own_entity_and_leaves_its_fields_out() {
+        let chunk = [
+            entity_record(1, Some("a")),
+            entity_record(2, Some("b")),
+            entity_record(3, None),
+            entity_record(4, Some("a")),
+        ]
+        .concat();
+        let on = Config {
+            add_entity: true,
+            ..config(None)
+        };
+        let p = prepare(&on, "t", &chunk);
+        assert_eq!(p.entities.len(), 2);
+        let ids: Vec<u32> = p.streams[0].1.iter().map(|e| e.entity).collect();
+        assert_eq!(ids, vec![1, 2, 0, 1]);
+        let name = |id| p.entities.get(id).map(|e| e.key_attributes[1].1.clone());
+        assert_eq!((name(1), name(2)), (Some("a".into()), Some("b".into())));
+        assert_eq!(
+            messages(&p),
+            vec![
+                r#"{"log":"x","kubernetes":{}}"#,
+                r#"{"log":"x","kubernetes":{}}"#,
+                r#"{"log":"x"}"#,
+                r#"{"log":"x","kubernetes":{}}"#,
+            ]
+        );
+        let keyed = prepare(
+            &Config {
+                add_entity: true,
+                ..config(Some("kubernetes"))
+            },
+            "t",
+            &chunk,
+        );
+        assert_eq!(messages(&keyed), vec!["{}", "{}", "{}"]);
+        assert_eq!(keyed.report.missing_key, 1);
+        // Off: the records as they are, no entity.
+        let p = prepare(&config(None), "t", &chunk);
+        assert!(p.entities.is_empty());
+        assert!(p.streams[0].1.iter().all(|e| e.entity == 0));
+        assert!(messages(&p)[0].contains("aws_entity_account_id"));
     }
 
     #[test]

@@ -24,8 +24,8 @@ use crate::retry::ErrorKind;
 const WARN_INTERVAL: Duration = Duration::from_secs(60);
 /// A summary of retries and drops is logged at most this often.
 const SUMMARY_INTERVAL: Duration = Duration::from_secs(60);
-/// Distinct template failures remembered for warning once.
-const MAX_WARNED_TEMPLATES: usize = 1024;
+/// Distinct template failures and entity problems remembered for warning once.
+const MAX_WARNED_ONCE: usize = 1024;
 
 /// What an instance did, since it started.
 #[derive(Debug, Default)]
@@ -40,6 +40,9 @@ pub struct Counters {
     pub skipped: AtomicU64,
     /// Events CloudWatch rejected (too old, too new), or refused in a dropped request.
     pub rejected: AtomicU64,
+    /// Requests whose entity CloudWatch rejected (`rejectedEntityInfo`); their events
+    /// were stored.
+    pub entities_rejected: AtomicU64,
     /// Flushes answered `FLB_RETRY`.
     pub retried_flushes: AtomicU64,
     /// Requests not sent again on a chunk's retry because CloudWatch had them already.
@@ -55,8 +58,9 @@ pub struct Reporter {
     throttle: Throttle,
     /// When the last periodic summary was logged, and the problem count it covered.
     summary: Mutex<(Instant, u64)>,
-    /// Template failures already warned about (each distinct one once; bounded).
-    warned_templates: Mutex<HashSet<String>>,
+    /// Template failures and entity problems already warned about (each distinct one
+    /// once; bounded).
+    warned_once: Mutex<HashSet<String>>,
     /// `log_key`, named in warnings about records without it.
     log_key: Option<String>,
     max_event_size: usize,
@@ -77,7 +81,7 @@ impl Reporter {
             counters: Counters::default(),
             throttle: Throttle::new(WARN_INTERVAL),
             summary: Mutex::new((Instant::now(), 0)),
-            warned_templates: Mutex::new(HashSet::new()),
+            warned_once: Mutex::new(HashSet::new()),
             log_key,
             max_event_size,
         }
@@ -104,6 +108,15 @@ impl Reporter {
         m.add(Metric::Requests, 1);
         m.add(Metric::RejectedTooOld, rejected.too_old.len() as u64);
         m.add(Metric::RejectedTooNew, rejected.too_new.len() as u64);
+        if let Some(error) = &rejected.entity {
+            c.entities_rejected.fetch_add(1, Relaxed);
+            m.add(Metric::EntitiesRejected, 1);
+            if let Some(total) = self.throttle.admit("entity rejected", 1) {
+                self.log.warn(format_args!(
+                    "CloudWatch rejected the entity of {total} request(s) (latest of tag '{tag}' for {destination}: {error}); their events were stored without it"
+                ));
+            }
+        }
         for (range, why) in [
             (
                 &rejected.too_old,
@@ -205,12 +218,15 @@ impl Reporter {
         self.counters.skipped.fetch_add(skipped, Relaxed);
         self.oversized(tag, &r.oversize, self.max_event_size);
         for failure in &r.template_failures {
-            let mut warned = self
-                .warned_templates
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            if warned.len() < MAX_WARNED_TEMPLATES && warned.insert(failure.clone()) {
+            if self.first_time(failure) {
                 self.log.warn(format_args!("{failure} (tag '{tag}')"));
+            }
+        }
+        for problem in &r.entity_problems {
+            if self.first_time(problem) {
+                self.log.warn(format_args!(
+                    "add_entity: {problem}: left out of the entity, the events are delivered (tag '{tag}')"
+                ));
             }
         }
         if let Some((offset, error)) = r.corrupt {
@@ -218,6 +234,15 @@ impl Reporter {
                 "chunk of tag '{tag}' is not valid MessagePack at byte {offset} ({error}): the rest of the chunk is skipped"
             ));
         }
+    }
+
+    /// Whether `line` is new (then remembered, up to [`MAX_WARNED_ONCE`] lines).
+    fn first_time(&self, line: &str) -> bool {
+        let mut warned = self
+            .warned_once
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        warned.len() < MAX_WARNED_ONCE && !warned.contains(line) && warned.insert(line.to_owned())
     }
 
     /// Messages over `max` bytes, by what the `oversize_event` policy did to them.
@@ -296,17 +321,19 @@ impl Reporter {
             + s.retries.load(Relaxed)
             + c.skipped.load(Relaxed)
             + c.rejected.load(Relaxed)
+            + c.entities_rejected.load(Relaxed)
     }
 
     pub fn totals(&self, s: &Stats) -> String {
         let c = &self.counters;
         format!(
-            "sent {} event(s), {} byte(s) in {} batch(es); {} record(s) skipped, {} event(s) rejected by CloudWatch; {} call(s) retried ({} throttled, {} credential refreshes), {} flush(es) answered retry, {} batch(es) not resent on retry, {} stream(s) held for a retry",
+            "sent {} event(s), {} byte(s) in {} batch(es); {} record(s) skipped, {} event(s) rejected by CloudWatch, {} entity(ies) rejected; {} call(s) retried ({} throttled, {} credential refreshes), {} flush(es) answered retry, {} batch(es) not resent on retry, {} stream(s) held for a retry",
             c.events.load(Relaxed),
             c.bytes.load(Relaxed),
             c.batches.load(Relaxed),
             c.skipped.load(Relaxed),
             c.rejected.load(Relaxed),
+            c.entities_rejected.load(Relaxed),
             s.retries.load(Relaxed),
             s.throttles.load(Relaxed),
             s.refreshes.load(Relaxed),

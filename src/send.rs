@@ -34,6 +34,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use crate::batch::{self, EVENT_OVERHEAD, Event, LEGACY_MAX_EVENT_BYTES};
 use crate::config::Oversize;
 use crate::deliver::{AwsError, Deliverer, Destination};
+use crate::entity::{Entities, Entity};
 use crate::gate::Gate;
 use crate::ledger::{Progress, RequestKey, Split};
 use crate::prepare::{Prepared, recut};
@@ -76,6 +77,9 @@ pub enum Sent {
 
 type Sending<'b> = Pin<Box<dyn Future<Output = Result<(), AwsError>> + 'b>>;
 
+/// What a request's events refer to: the buffer their messages lie in, and their entity.
+type Payload<'b> = (&'b Arc<Vec<u8>>, Option<&'b Entity>);
+
 impl<'a> Flush<'a> {
     /// A flush that starts from `progress` (what an earlier try of the same chunk settled).
     pub fn new(
@@ -114,12 +118,13 @@ impl<'a> Flush<'a> {
     pub async fn send(&self, prepared: &mut Prepared) -> Sent {
         // Shared with the request bodies, which are written from it as they are sent.
         let messages = &Arc::new(std::mem::take(&mut prepared.messages));
+        let entities = &std::mem::take(&mut prepared.entities);
         // Streams a call was denied for lately go last, so that a group is tried first with
         // another stream (IAM can allow a group's streams one by one).
         let (mut streams, mut denied) = (Vec::new(), Vec::new());
         for (destination, events) in prepared.streams.iter_mut() {
             let later = self.deliverer.denied_lately(destination);
-            let stream = self.stream(destination, messages, events);
+            let stream = self.stream(destination, messages, entities, events);
             if later {
                 denied.push(stream);
             } else {
@@ -149,11 +154,12 @@ impl<'a> Flush<'a> {
         }
     }
 
-    /// One stream: its batches in time order, each a request.
+    /// One stream: its batches in time order (per entity), each a request.
     async fn stream(
         &self,
         destination: &Destination,
         messages: &Arc<Vec<u8>>,
+        entities: &Entities,
         events: &mut [Event],
     ) -> Option<AwsError> {
         let plan = batch::plan(events);
@@ -189,6 +195,8 @@ impl<'a> Flush<'a> {
         // boundary go one after another: CloudWatch keeps events of equal time in the order
         // they arrive, and the pieces of a split message (or the records of one instant)
         // must stay in order. Such a chain stops at its first failure, for the same reason.
+        // (Records of one instant with different entities are in different requests, and
+        // may be stored in either order.)
         let mut chains: Vec<Vec<(Range<usize>, RequestKey)>> = Vec::new();
         for (range, key) in plan.into_iter().zip(keys) {
             let same_time =
@@ -207,7 +215,8 @@ impl<'a> Flush<'a> {
             .into_iter()
             .map(|chain| async move {
                 for (range, key) in chain {
-                    self.request(destination, key, messages, &events[range])
+                    let entity = events.get(range.start).and_then(|e| entities.get(e.entity));
+                    self.request(destination, key, (messages, entity), &events[range])
                         .await?;
                 }
                 Ok::<(), AwsError>(())
@@ -219,12 +228,13 @@ impl<'a> Flush<'a> {
             .find_map(Result::err)
     }
 
-    /// One request, unless settled before; split as before if it was split before.
+    /// One request, unless settled before; split as before if it was split before. Its
+    /// events' messages lie in `messages`; `entity` goes with them.
     fn request<'b>(
         &'b self,
         destination: &'b Destination,
         key: RequestKey,
-        messages: &'b Arc<Vec<u8>>,
+        (messages, entity): Payload<'b>,
         batch: &'b [Event],
     ) -> Sending<'b> {
         Box::pin(async move {
@@ -235,16 +245,27 @@ impl<'a> Flush<'a> {
             }
             match split {
                 Some(Split::Halved) => {
-                    return self.halves(destination, &key, messages, batch).await;
+                    return self
+                        .halves(destination, &key, (messages, entity), batch)
+                        .await;
                 }
                 Some(Split::Recut) => {
-                    return self.recut(destination, &key, messages, batch, false).await;
+                    return self
+                        .recut(destination, &key, (messages, entity), batch, false)
+                        .await;
                 }
                 None => {}
             }
             let e = match self
                 .deliverer
-                .put_batch(self.budget, &self.gate, destination, messages, batch)
+                .put_batch(
+                    self.budget,
+                    &self.gate,
+                    destination,
+                    messages,
+                    entity,
+                    batch,
+                )
                 .await
             {
                 Ok(rejected) => {
@@ -261,11 +282,13 @@ impl<'a> Flush<'a> {
                 let max = LEGACY_MAX_EVENT_BYTES - EVENT_OVERHEAD;
                 self.report.recutting(&e, max, self.oversize);
                 self.with_progress(|p| p.set_split(key.clone(), Split::Recut));
-                self.recut(destination, &key, messages, batch, true).await
+                self.recut(destination, &key, (messages, entity), batch, true)
+                    .await
             } else if !key.is_half() && batch.len() > 1 {
                 self.report.halving(&e, batch.len());
                 self.with_progress(|p| p.set_split(key.clone(), Split::Halved));
-                self.halves(destination, &key, messages, batch).await
+                self.halves(destination, &key, (messages, entity), batch)
+                    .await
             } else {
                 self.report.dropped(&e, self.tag, batch);
                 self.with_progress(|p| p.settle(key));
@@ -279,15 +302,15 @@ impl<'a> Flush<'a> {
         &self,
         destination: &Destination,
         key: &RequestKey,
-        messages: &Arc<Vec<u8>>,
+        payload: Payload<'_>,
         batch: &[Event],
     ) -> Result<(), AwsError> {
         let (a, b) = batch.split_at(batch.len() / 2);
         let first = self
-            .request(destination, key.part(Split::Halved, 0), messages, a)
+            .request(destination, key.part(Split::Halved, 0), payload, a)
             .await;
         let second = self
-            .request(destination, key.part(Split::Halved, 1), messages, b)
+            .request(destination, key.part(Split::Halved, 1), payload, b)
             .await;
         first.and(second)
     }
@@ -298,7 +321,7 @@ impl<'a> Flush<'a> {
         &self,
         destination: &Destination,
         key: &RequestKey,
-        messages: &Arc<Vec<u8>>,
+        (messages, entity): Payload<'_>,
         batch: &[Event],
         first_time: bool,
     ) -> Result<(), AwsError> {
@@ -314,7 +337,7 @@ impl<'a> Flush<'a> {
                 .request(
                     destination,
                     key.part(Split::Recut, i),
-                    &smaller,
+                    (&smaller, entity),
                     &events[range],
                 )
                 .await;

@@ -1,6 +1,7 @@
 //! A CloudWatch Logs stand-in for what moto cannot do: throttling, 5xx, connections reset
 //! mid-request, slow answers, streams deleted between calls, expired credentials, AWS's
-//! per-event size refusal and its exact `rejectedLogEventsInfo` semantics. HTTP/1.1 on a
+//! per-event size refusal and its exact `rejectedLogEventsInfo` semantics, a refused
+//! entity (`rejectedEntityInfo`). HTTP/1.1 on a
 //! free loopback port, a thread per connection, keep-alive, JSON 1.1
 //! (`X-Amz-Target: Logs_20140328.<Operation>`).
 //!
@@ -43,6 +44,9 @@ pub struct Rules {
     /// (operation, stream): that operation on a stream of that name always answered
     /// `AccessDeniedException`, as a policy that allows a group's other streams.
     pub denied_for_stream: Vec<(&'static str, &'static str)>,
+    /// A PutLogEvents with an `entity` is answered with `rejectedEntityInfo` of this
+    /// `errorType` (its events are stored, as CloudWatch stores them).
+    pub reject_entity: Option<&'static str>,
 }
 
 /// One scripted answer to a PutLogEvents call.
@@ -473,6 +477,11 @@ fn handle(
             let mut answer = json!({"nextSequenceToken": "1"});
             if !info.is_empty() {
                 answer["rejectedLogEventsInfo"] = Value::Object(info);
+            }
+            if let Some(error) = rules.reject_entity
+                && request.get("entity").is_some()
+            {
+                answer["rejectedEntityInfo"] = json!({ "errorType": error });
             }
             ("200 OK", answer)
         }

@@ -17,6 +17,9 @@ mod dropin_;
 /// The delivery engine: credentials, splits, the hand-over, group settings, slow answers,
 /// error kinds, and a fleet against account-wide quotas.
 mod engine_;
+/// `add_entity`: the entity of the C plugin from the kubernetes filter's fields, per request;
+/// rejected entities counted; wrong fields left out with a warning.
+mod entity_;
 /// CloudWatch's rules for events: sizes, oversize policies, rejections, rate-limited warnings.
 mod events_;
 /// The example files parse and agree with each other and with the option parser.
