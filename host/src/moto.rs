@@ -124,6 +124,29 @@ impl Moto {
         }
     }
 
+    /// Makes moto's next `count` requests free of its IAM enforcement (moto's
+    /// `/moto-api/reset-auth`), after which enforcement resumes: for what AWS itself does
+    /// with powers no principal has, e.g. ECS handing a task its task role's credentials.
+    pub fn free_actions(&self, count: u32) -> Result<(), String> {
+        use std::io::{Read, Write};
+        let mut conn = std::net::TcpStream::connect(("127.0.0.1", self.port))
+            .map_err(|e| format!("connect moto: {e}"))?;
+        let body = count.to_string();
+        let request = format!(
+            "POST /moto-api/reset-auth HTTP/1.0\r\nHost: localhost\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        conn.write_all(request.as_bytes())
+            .map_err(|e| format!("write to moto: {e}"))?;
+        let mut answer = String::new();
+        let _ = conn.read_to_string(&mut answer);
+        if answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200") {
+            Ok(())
+        } else {
+            Err(format!("moto refused reset-auth: {answer}"))
+        }
+    }
+
     fn launch(logs_now_ms: Option<i64>, enforce: Option<String>) -> Result<Moto, String> {
         let python = ensure_installed()?;
         let mut cmd = Command::new(python);
@@ -202,6 +225,45 @@ impl Drop for Moto {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The AWS CLI release (PyPI `awscli`, version 1) the guide's walkthrough is run with.
+pub const AWS_CLI_VERSION: &str = "1.46.3";
+
+/// The `aws` command of `target/awscli-venv`, after installing the AWS CLI into it if needed
+/// (a venv of its own: the CLI pins a botocore that moto's boto3 does not take).
+pub fn ensure_aws_cli() -> Result<PathBuf, String> {
+    let target = crate::target_dir();
+    let venv = target.join("awscli-venv");
+    let aws = venv.join("bin/aws");
+    let marker = venv.join(format!(".awscli-{AWS_CLI_VERSION}"));
+    if marker.exists() {
+        return Ok(aws);
+    }
+    fs::create_dir_all(&target).map_err(|e| e.to_string())?;
+    let lock = File::create(target.join("awscli-venv.lock")).map_err(|e| e.to_string())?;
+    lock.lock().map_err(|e| e.to_string())?;
+    if marker.exists() {
+        return Ok(aws);
+    }
+    eprintln!(
+        "installing awscli=={AWS_CLI_VERSION} into {} (once)",
+        venv.display()
+    );
+    run(Command::new("python3")
+        .args(["-m", "venv", "--clear"])
+        .arg(&venv))?;
+    run(Command::new(venv.join("bin/python"))
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+        ])
+        .arg(format!("awscli=={AWS_CLI_VERSION}")))?;
+    File::create(&marker).map_err(|e| e.to_string())?;
+    Ok(aws)
 }
 
 /// The venv's python, after installing moto into it if needed.
