@@ -94,7 +94,7 @@ pub fn assume_role(failure: &Failure, external_id: bool) -> &'static str {
             "the role's trust policy must name the source account (or its task role) and require this external_id; the task role needs sts:AssumeRole on the role"
         }
         Some("AccessDenied") => {
-            "the role's trust policy must name the source account (or its task role) as principal, and the task role needs sts:AssumeRole on the role (examples/iam/)"
+            "the role's trust policy must name the source account (or its task role) as principal, and the task role needs sts:AssumeRole on the role: --print-iam prints both"
         }
         Some("RegionDisabledException") => {
             "STS is not activated in this region for the destination account: activate it, or set sts_endpoint to another region's STS"
@@ -109,30 +109,39 @@ pub fn assume_role(failure: &Failure, external_id: bool) -> &'static str {
     }
 }
 
-/// For a test event the plugin could not deliver, from its error line.
-pub fn send(cause: &str, auto_create_group: bool) -> Option<&'static str> {
+/// For a test event the plugin could not deliver, from its error line
+/// (`Operation to group 'g' stream 's' failed: Code: message (…)`).
+pub fn send(cause: &str, auto_create_group: bool) -> Option<String> {
+    let fixed = |h: &str| Some(h.to_owned());
     if cause.contains("loading credentials") || cause.contains("no credentials found") {
-        Some(
+        fixed(
             "the plugin got no credentials to write with: see the credentials and assume role steps above",
         )
     } else if cause.contains("ResourceNotFoundException") && !auto_create_group {
-        Some(
+        fixed(
             "the log group does not exist: create it (in the destination account with role_arn), or set auto_create_group true (needs logs:CreateLogGroup)",
         )
     } else if cause.contains("ResourceNotFoundException") {
-        Some("the log group or stream could not be found even after creating it: check the region")
+        fixed("the log group or stream could not be found even after creating it: check the region")
     } else if cause.contains("AccessDenied") {
-        Some(
-            "the writing role lacks a permission: logs:CreateLogGroup, logs:CreateLogStream and logs:PutLogEvents on the group (examples/iam/destination-role-permissions.json)",
-        )
+        let operation = cause
+            .split_once(" to group ")
+            .map(|(op, _)| op)
+            .filter(|op| op.bytes().all(|b| b.is_ascii_alphabetic()));
+        Some(match operation {
+            Some(op) => format!(
+                "the writing role's policy does not allow logs:{op} on this group and stream: --print-iam prints the policy these options need"
+            ),
+            None => "the writing role lacks a permission: --print-iam prints the policy these options need".to_owned(),
+        })
     } else if cause.contains("ThrottlingException") {
-        Some(
+        fixed(
             "CloudWatch Logs throttled the call: Fluent Bit retries the chunk; fewer streams, fewer flushes or a quota increase help",
         )
     } else if cause.contains("UnrecognizedClientException") {
-        Some("CloudWatch Logs does not know these credentials: check the region and the partition")
+        fixed("CloudWatch Logs does not know these credentials: check the region and the partition")
     } else if cause.contains("dispatch failure") || cause.contains("timeout") {
-        Some(
+        fixed(
             "CloudWatch Logs did not answer: check endpoint, the region, and the network path (a NAT gateway or a logs VPC endpoint)",
         )
     } else {
@@ -186,5 +195,13 @@ mod tests {
                 .contains("auto_create_group")
         );
         assert_eq!(send("something else", false), None);
+        assert!(
+            send(
+                "PutLogEvents to group '/g' stream 's' failed: AccessDeniedException: no",
+                true
+            )
+            .unwrap()
+            .starts_with("the writing role's policy does not allow logs:PutLogEvents on")
+        );
     }
 }
