@@ -103,6 +103,10 @@ pub fn assume_role(failure: &Failure, external_id: bool) -> &'static str {
             "the base credentials' session has expired: refresh them"
         }
         Some(_) => "STS refused AssumeRole: the message says why",
+        None if failure.message.starts_with("HTTP 403 ") => {
+            "STS refused AssumeRole (HTTP 403, as for AccessDenied): the role's trust policy must allow these credentials, and their policy sts:AssumeRole on the role: --print-iam prints both"
+        }
+        None if failure.message.starts_with("HTTP ") => "STS refused AssumeRole: see the status",
         None => {
             "STS did not answer: check sts_endpoint, the region, and the network path to STS (a NAT gateway or an STS VPC endpoint)"
         }
@@ -123,14 +127,16 @@ pub fn send(cause: &str, auto_create_group: bool) -> Option<String> {
         )
     } else if cause.contains("ResourceNotFoundException") {
         fixed("the log group or stream could not be found even after creating it: check the region")
-    } else if cause.contains("AccessDenied") {
-        let operation = cause
-            .split_once(" to group ")
-            .map(|(op, _)| op)
-            .filter(|op| op.bytes().all(|b| b.is_ascii_alphabetic()));
-        Some(match operation {
-            Some(op) => format!(
-                "the writing role's policy does not allow logs:{op} on this group and stream: --print-iam prints the policy these options need"
+    } else if cause.contains("AccessDenied") || cause.contains("lacks a permission") {
+        // The plugin's line names the permission: "… must allow logs:PutLogEvents on …".
+        let permission = cause
+            .split_once("must allow ")
+            .and_then(|(_, rest)| rest.split_once(' '))
+            .map(|(p, _)| p)
+            .filter(|p| p.starts_with("logs:"));
+        Some(match permission {
+            Some(p) => format!(
+                "the writing role's policy does not allow {p} on this group and stream: --print-iam prints the policy these options need"
             ),
             None => "the writing role lacks a permission: --print-iam prints the policy these options need".to_owned(),
         })
@@ -189,6 +195,11 @@ mod tests {
             message: "dispatch failure".into(),
         };
         assert!(assume_role(&silent, false).contains("did not answer"));
+        let refused = Failure {
+            code: None,
+            message: "HTTP 403 from STS, with no error code AWS's SDK could read".into(),
+        };
+        assert!(assume_role(&refused, false).contains("trust policy"));
         assert!(
             send("CreateLogStream to group 'g' stream 's' failed: ResourceNotFoundException: The specified log group does not exist.", false)
                 .unwrap()
@@ -197,11 +208,16 @@ mod tests {
         assert_eq!(send("something else", false), None);
         assert!(
             send(
-                "PutLogEvents to group '/g' stream 's' failed: AccessDeniedException: no",
+                "PutLogEvents to group '/g' stream 's' failed: AccessDeniedException: no (role r lacks a permission: its policy must allow logs:PutLogEvents on group '/g' stream 's'; the credentials are kept)",
                 true
             )
             .unwrap()
             .starts_with("the writing role's policy does not allow logs:PutLogEvents on")
+        );
+        assert!(
+            send("X to group 'g' failed: AccessDeniedException: no", true)
+                .unwrap()
+                .starts_with("the writing role lacks a permission")
         );
     }
 }
