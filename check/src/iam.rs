@@ -219,7 +219,7 @@ fn groups(config: &Config, warnings: &mut Vec<String>) -> Vec<String> {
                 ));
             } else {
                 warnings.push(format!(
-                    "{option} '{}': record keys name part of the group: '{pattern}' in the resources (confine_names keeps names under '{bound}')",
+                    "{option} '{}': record keys name part of the group: '{pattern}' in the resources (with confine_names on, the plugin keeps such names under '{bound}')",
                     t.source()
                 ));
             }
