@@ -320,6 +320,35 @@ impl Template {
         needs
     }
 
+    /// The names this template can render, as an IAM wildcard: each literal part cleaned
+    /// as a group (`group`) or stream name is, each variable `*` (runs of them one `*`).
+    /// Cleaning maps byte for byte, so cleaning the literal parts alone gives the same text
+    /// as cleaning a whole rendered name; neither kind of name can hold `*` or `?`, so the
+    /// literal text never widens the pattern.
+    pub fn iam_pattern(&self, group: bool) -> String {
+        let mut pattern = String::new();
+        let mut piece = String::new();
+        for p in &self.parts {
+            match p {
+                Part::Literal(s) if group => {
+                    clean_group(
+                        s.as_bytes(),
+                        self.syntax == Syntax::RecordAccessor,
+                        &mut piece,
+                    );
+                    pattern.push_str(&piece);
+                }
+                Part::Literal(s) => {
+                    clean_stream(s.as_bytes(), &mut piece);
+                    pattern.push_str(&piece);
+                }
+                _ if pattern.ends_with('*') => {}
+                _ => pattern.push('*'),
+            }
+        }
+        pattern
+    }
+
     pub fn uses_ecs(&self) -> bool {
         self.parts
             .iter()
@@ -657,6 +686,22 @@ mod tests {
         0xc3, 0xa3, b'k', b'8', b's', 0x82, 0xa2, b'n', b's', 0xa4, b'p', b'r', b'o', b'd', 0xa1,
         b'm', 0x80, 0xa3, b'b', b'a', b'd', 0xc0,
     ];
+
+    #[test]
+    fn iam_patterns_widen_each_variable_to_a_star() {
+        let go = |s: &str| Template::parse_go(s).unwrap();
+        assert_eq!(go("/ecs/httpd").iam_pattern(true), "/ecs/httpd");
+        assert_eq!(go("/ecs/$(ecs_cluster)").iam_pattern(true), "/ecs/*");
+        assert_eq!(
+            go("/ecs/$(ecs_cluster)-$(app)/x").iam_pattern(true),
+            "/ecs/*-*/x"
+        );
+        assert_eq!(go("$(app)$(tag)").iam_pattern(true), "*");
+        assert_eq!(go("a b:c").iam_pattern(true), "a.b.c");
+        assert_eq!(go("a b:c").iam_pattern(false), "a b.c");
+        let ra = Template::parse_record_accessor("#team-$app").unwrap();
+        assert_eq!(ra.iam_pattern(true), "#team-*");
+    }
 
     fn ecs() -> Ecs {
         Ecs {

@@ -10,7 +10,8 @@ use aws_config::SdkConfig;
 use aws_credential_types::Credentials;
 use aws_credential_types::credential_feature::AwsCredentialFeature;
 use aws_credential_types::provider::ProvideCredentials;
-use aws_sdk_sts::error::ProvideErrorMetadata;
+use aws_sdk_sts::config::http::HttpResponse;
+use aws_sdk_sts::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sts::operation::assume_role::AssumeRoleError;
 use flb_out_cloudwatch::config::Config;
 use flb_out_cloudwatch::credentials;
@@ -120,7 +121,9 @@ fn source(creds: &Credentials) -> &'static str {
     "the plugin's credential provider"
 }
 
-/// A credentials error as code + message: AssumeRole's own error when STS answered.
+/// A credentials error as code + message: AssumeRole's own error when STS answered. An
+/// answer whose body carries no code (a proxy's page, or a mock's) is still an answer: its
+/// HTTP status leads the message.
 fn failure(err: &(dyn Error + 'static)) -> Failure {
     let mut cause = Some(err);
     while let Some(e) = cause {
@@ -130,6 +133,18 @@ fn failure(err: &(dyn Error + 'static)) -> Failure {
             return Failure {
                 code: Some(code.to_owned()),
                 message: sts.message().unwrap_or("(no message)").to_owned(),
+            };
+        }
+        if let Some(SdkError::ServiceError(answer)) =
+            e.downcast_ref::<SdkError<AssumeRoleError, HttpResponse>>()
+            && answer.err().code().is_none()
+        {
+            return Failure {
+                code: None,
+                message: format!(
+                    "HTTP {} from STS, with no error code AWS's SDK could read",
+                    answer.raw().status().as_u16()
+                ),
             };
         }
         cause = e.source();

@@ -7,26 +7,44 @@ use std::path::PathBuf;
 pub const USAGE: &str = "\
 Checks a `cloudwatch` [OUTPUT] before it is deployed: loads the plugin library as Fluent Bit
 does, validates the options (its Init), resolves the AWS credentials and shows whose they
-are, assumes role_arn when set, and sends one test event through the plugin.
+are, assumes role_arn when set, and sends one test event through the plugin. Prints the IAM
+documents the configuration needs.
 
-Usage: flb-cloudwatch-check [-e LIBRARY] -p KEY=VALUE... [--tag TAG] [--dry-run]
+Usage: flb-cloudwatch-check [-e LIBRARY] -p KEY=VALUE... [--tag TAG] [--dry-run] [--print-iam]
+       flb-cloudwatch-check --task-definition FILE [--container NAME] [-p KEY=VALUE...]
+                            [--dry-run] [--print-iam[=json]] [--show-secrets]
 
-  -p, --property KEY=VALUE  an option of the [OUTPUT] section, as `fluent-bit -p` takes it
+  -p, --property KEY=VALUE  an option of the [OUTPUT] section, as `fluent-bit -p` takes it;
+                            with --task-definition, added to the container's options
+                            (replacing one of the same name)
+      --task-definition FILE
+                            an ECS task definition (the JSON you register, or the output of
+                            `aws ecs describe-task-definition`): the [OUTPUT] FireLens makes
+                            of the container logging through it to cloudwatch
+      --container NAME      that container, when several log through FireLens to cloudwatch
   -e, --library PATH        the plugin library (default: $FLB_CLOUDWATCH_LIBRARY, else
                             libflb_out_cloudwatch.so in the cargo target directory)
-      --tag TAG             the tag of the test event (default: flb-cloudwatch-check)
-      --dry-run             stop before sending the test event
+      --tag TAG             the tag of the test event (default: flb-cloudwatch-check; with
+                            --task-definition, the tag FireLens gives: NAME-firelens-check)
+      --dry-run             stop before sending the test event; with --task-definition or
+                            --print-iam, make no AWS call at all (no credentials needed)
+      --print-iam[=json]    print the IAM documents the options need: the writer's
+                            permission policy and, with role_arn, the destination role's
+                            trust policy and the task role's sts:AssumeRole statement
+                            (=json: one JSON document holding them all)
+      --show-secrets        print the external_id in the trust policy (else a placeholder)
   -h, --help                this text
 
 Run it where the plugin runs (the same credentials, network and environment: in an ECS
 task, with ECS Exec in the log router container). Each step prints `✓ step` or
 `✗ step: cause` with a hint; the plugin's own log lines go to stderr. Exit status: 0 when
-every step passed, 1 otherwise, 2 for a bad command line.
+every step passed, 1 otherwise, 2 for a bad command line or task definition.
 
-Example:
+Examples:
   flb-cloudwatch-check -p region=ap-northeast-1 -p log_group_name=/ecs/httpd \\
     -p log_stream_name=httpd-task -p auto_create_group=true \\
-    -p role_arn=arn:aws:iam::222222222222:role/firelens-cross-account";
+    -p role_arn=arn:aws:iam::222222222222:role/firelens-cross-account
+  flb-cloudwatch-check --task-definition task-definition.json --print-iam --dry-run";
 
 /// The default tag of the test event (with `log_stream_prefix`, the stream is prefix + tag).
 pub const DEFAULT_TAG: &str = "flb-cloudwatch-check";
@@ -39,7 +57,24 @@ pub struct Args {
     /// `-p` pairs in the order given; keys as typed.
     pub properties: Vec<(String, String)>,
     pub tag: String,
+    /// Whether `--tag` was given (else the default, or FireLens's tag).
+    pub tag_given: bool,
     pub dry_run: bool,
+    /// `--task-definition`.
+    pub task_definition: Option<PathBuf>,
+    /// `--container`.
+    pub container: Option<String>,
+    pub print_iam: Option<IamFormat>,
+    pub show_secrets: bool,
+}
+
+/// How `--print-iam` prints the documents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IamFormat {
+    /// Each document with a comment line saying where it goes.
+    Text,
+    /// One JSON document holding them all.
+    Json,
 }
 
 /// What to do.
@@ -55,7 +90,12 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> 
         library: None,
         properties: Vec::new(),
         tag: DEFAULT_TAG.to_owned(),
+        tag_given: false,
         dry_run: false,
+        task_definition: None,
+        container: None,
+        print_iam: None,
+        show_secrets: false,
     };
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
@@ -70,6 +110,15 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> 
                     return Err("--tag needs a non-empty tag".into());
                 }
                 out.tag = tag;
+                out.tag_given = true;
+            }
+            "--task-definition" => out.task_definition = Some(PathBuf::from(value(&arg)?)),
+            "--container" => out.container = Some(value(&arg)?),
+            "--print-iam" | "--print-iam=text" => out.print_iam = Some(IamFormat::Text),
+            "--print-iam=json" => out.print_iam = Some(IamFormat::Json),
+            "--show-secrets" => out.show_secrets = true,
+            other if other.starts_with("--print-iam=") => {
+                return Err(format!("{other}: expected --print-iam or --print-iam=json"));
             }
             "-p" | "--property" => out.properties.push(property(&value(&arg)?)?),
             other => {
@@ -79,8 +128,14 @@ pub fn parse(args: impl IntoIterator<Item = String>) -> Result<Command, String> 
             }
         }
     }
-    if out.properties.is_empty() {
-        return Err("no options: give the [OUTPUT] section's options as -p key=value".into());
+    if out.properties.is_empty() && out.task_definition.is_none() {
+        return Err(
+            "no options: give the [OUTPUT] section's options as -p key=value, or --task-definition FILE"
+                .into(),
+        );
+    }
+    if out.container.is_some() && out.task_definition.is_none() {
+        return Err("--container names a container of --task-definition FILE".into());
     }
     Ok(Command::Check(out))
 }
@@ -125,6 +180,25 @@ mod tests {
         assert!(a.dry_run);
         assert_eq!(a.tag, DEFAULT_TAG);
         assert_eq!(args(&["--help"]), Ok(Command::Help));
+        assert!(!a.tag_given);
+        assert_eq!(a.print_iam, None);
+
+        let Ok(Command::Check(t)) = args(&[
+            "--task-definition",
+            "task.json",
+            "--container",
+            "app",
+            "--print-iam=json",
+            "--show-secrets",
+            "--tag",
+            "t",
+        ]) else {
+            panic!("parse failed")
+        };
+        assert_eq!(t.task_definition, Some(PathBuf::from("task.json")));
+        assert_eq!(t.container.as_deref(), Some("app"));
+        assert_eq!(t.print_iam, Some(IamFormat::Json));
+        assert!(t.show_secrets && t.tag_given && t.properties.is_empty());
     }
 
     #[test]
@@ -142,6 +216,16 @@ mod tests {
             args(&["-p", "a=b", "--tag", ""])
                 .unwrap_err()
                 .contains("--tag")
+        );
+        assert!(
+            args(&["-p", "a=b", "--container", "x"])
+                .unwrap_err()
+                .contains("--task-definition")
+        );
+        assert!(
+            args(&["-p", "a=b", "--print-iam=yaml"])
+                .unwrap_err()
+                .contains("--print-iam=json")
         );
     }
 }

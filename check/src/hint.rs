@@ -94,7 +94,7 @@ pub fn assume_role(failure: &Failure, external_id: bool) -> &'static str {
             "the role's trust policy must name the source account (or its task role) and require this external_id; the task role needs sts:AssumeRole on the role"
         }
         Some("AccessDenied") => {
-            "the role's trust policy must name the source account (or its task role) as principal, and the task role needs sts:AssumeRole on the role (examples/iam/)"
+            "the role's trust policy must name the source account (or its task role) as principal, and the task role needs sts:AssumeRole on the role: --print-iam prints both"
         }
         Some("RegionDisabledException") => {
             "STS is not activated in this region for the destination account: activate it, or set sts_endpoint to another region's STS"
@@ -103,36 +103,51 @@ pub fn assume_role(failure: &Failure, external_id: bool) -> &'static str {
             "the base credentials' session has expired: refresh them"
         }
         Some(_) => "STS refused AssumeRole: the message says why",
+        None if failure.message.starts_with("HTTP 403 ") => {
+            "STS refused AssumeRole (HTTP 403, as for AccessDenied): the role's trust policy must allow these credentials, and their policy sts:AssumeRole on the role: --print-iam prints both"
+        }
+        None if failure.message.starts_with("HTTP ") => "STS refused AssumeRole: see the status",
         None => {
             "STS did not answer: check sts_endpoint, the region, and the network path to STS (a NAT gateway or an STS VPC endpoint)"
         }
     }
 }
 
-/// For a test event the plugin could not deliver, from its error line.
-pub fn send(cause: &str, auto_create_group: bool) -> Option<&'static str> {
+/// For a test event the plugin could not deliver, from its error line
+/// (`Operation to group 'g' stream 's' failed: Code: message (…)`).
+pub fn send(cause: &str, auto_create_group: bool) -> Option<String> {
+    let fixed = |h: &str| Some(h.to_owned());
     if cause.contains("loading credentials") || cause.contains("no credentials found") {
-        Some(
+        fixed(
             "the plugin got no credentials to write with: see the credentials and assume role steps above",
         )
     } else if cause.contains("ResourceNotFoundException") && !auto_create_group {
-        Some(
+        fixed(
             "the log group does not exist: create it (in the destination account with role_arn), or set auto_create_group true (needs logs:CreateLogGroup)",
         )
     } else if cause.contains("ResourceNotFoundException") {
-        Some("the log group or stream could not be found even after creating it: check the region")
-    } else if cause.contains("AccessDenied") {
-        Some(
-            "the writing role lacks a permission: logs:CreateLogGroup, logs:CreateLogStream and logs:PutLogEvents on the group (examples/iam/destination-role-permissions.json)",
-        )
+        fixed("the log group or stream could not be found even after creating it: check the region")
+    } else if cause.contains("AccessDenied") || cause.contains("lacks a permission") {
+        // The plugin's line names the permission: "… must allow logs:PutLogEvents on …".
+        let permission = cause
+            .split_once("must allow ")
+            .and_then(|(_, rest)| rest.split_once(' '))
+            .map(|(p, _)| p)
+            .filter(|p| p.starts_with("logs:"));
+        Some(match permission {
+            Some(p) => format!(
+                "the writing role's policy does not allow {p} on this group and stream: --print-iam prints the policy these options need"
+            ),
+            None => "the writing role lacks a permission: --print-iam prints the policy these options need".to_owned(),
+        })
     } else if cause.contains("ThrottlingException") {
-        Some(
+        fixed(
             "CloudWatch Logs throttled the call: Fluent Bit retries the chunk; fewer streams, fewer flushes or a quota increase help",
         )
     } else if cause.contains("UnrecognizedClientException") {
-        Some("CloudWatch Logs does not know these credentials: check the region and the partition")
+        fixed("CloudWatch Logs does not know these credentials: check the region and the partition")
     } else if cause.contains("dispatch failure") || cause.contains("timeout") {
-        Some(
+        fixed(
             "CloudWatch Logs did not answer: check endpoint, the region, and the network path (a NAT gateway or a logs VPC endpoint)",
         )
     } else {
@@ -180,11 +195,29 @@ mod tests {
             message: "dispatch failure".into(),
         };
         assert!(assume_role(&silent, false).contains("did not answer"));
+        let refused = Failure {
+            code: None,
+            message: "HTTP 403 from STS, with no error code AWS's SDK could read".into(),
+        };
+        assert!(assume_role(&refused, false).contains("trust policy"));
         assert!(
             send("CreateLogStream to group 'g' stream 's' failed: ResourceNotFoundException: The specified log group does not exist.", false)
                 .unwrap()
                 .contains("auto_create_group")
         );
         assert_eq!(send("something else", false), None);
+        assert!(
+            send(
+                "PutLogEvents to group '/g' stream 's' failed: AccessDeniedException: no (role r lacks a permission: its policy must allow logs:PutLogEvents on group '/g' stream 's'; the credentials are kept)",
+                true
+            )
+            .unwrap()
+            .starts_with("the writing role's policy does not allow logs:PutLogEvents on")
+        );
+        assert!(
+            send("X to group 'g' failed: AccessDeniedException: no", true)
+                .unwrap()
+                .starts_with("the writing role lacks a permission")
+        );
     }
 }

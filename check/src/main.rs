@@ -12,6 +12,11 @@
 //!    (`external_id`, `sts_endpoint`, region, session name), then the assumed role's ARN.
 //! 6. **send**: one test event through the plugin's flush (`--dry-run` stops before).
 //!
+//! With `--task-definition` ([`task`]) the options are those FireLens gives the container's
+//! `[OUTPUT]`, and the check first says what it read of the task. With `--print-iam`
+//! ([`iam`]) it then prints the IAM documents the options need. With either, `--dry-run`
+//! makes no AWS call at all.
+//!
 //! The steps use the plugin's own crate ([`flb_out_cloudwatch::config`],
 //! [`flb_out_cloudwatch::credentials`]) and, for everything the plugin does itself, the
 //! built library through its C ABI ([`flb_host::host`]).
@@ -19,8 +24,10 @@
 mod aws;
 mod cli;
 mod hint;
+mod iam;
 mod report;
 mod send;
+mod task;
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -34,7 +41,7 @@ use flb_out_cloudwatch::deliver::Destination;
 use flb_out_cloudwatch::ecs;
 use flb_out_cloudwatch::prepare::prepare_with;
 
-use crate::cli::{Args, Command};
+use crate::cli::{Args, Command, IamFormat};
 use crate::report::Report;
 
 fn main() -> ExitCode {
@@ -61,12 +68,120 @@ fn main() -> ExitCode {
     if std::env::var_os(send::CHILD_VAR).is_some() {
         return send::child(&args, &library);
     }
-    check(&args, &library)
+    let from_task = match &args.task_definition {
+        Some(path) => match from_task(&args, path) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                eprintln!("flb-cloudwatch-check: {e}");
+                return ExitCode::from(2);
+            }
+        },
+        None => None,
+    };
+    check(&args, from_task.as_ref(), &library)
+}
+
+/// What `--task-definition` gives: the task, the output checked, and the arguments the
+/// steps run with (the container's options, then `-p`; FireLens's tag).
+struct FromTask {
+    task: task::Task,
+    output: task::Output,
+    args: Args,
+}
+
+fn from_task(args: &Args, path: &Path) -> Result<FromTask, String> {
+    let task = task::read(path)?;
+    let output = task::select(&task, args.container.as_deref())?.clone();
+    let mut run = args.clone();
+    run.properties = output.properties.clone();
+    run.properties.extend(args.properties.iter().cloned());
+    if !args.tag_given {
+        run.tag = output.tag("check");
+    }
+    Ok(FromTask {
+        task,
+        output,
+        args: run,
+    })
+}
+
+/// What the check read of the task definition, before the steps.
+fn describe(report: &Report, t: &FromTask, args: &Args) {
+    let task = &t.task;
+    let form = if task.described {
+        "aws ecs describe-task-definition output"
+    } else {
+        "task definition"
+    };
+    report.info(format!(
+        "task definition {} ({form}): taskRoleArn {}; runtimePlatform {}",
+        task.file,
+        task.task_role.as_deref().unwrap_or("(none)"),
+        task.runtime_platform
+            .as_deref()
+            .unwrap_or("(not set: LINUX/X86_64)")
+    ));
+    if task.routers.is_empty() {
+        report.note(
+            "no container has firelensConfiguration: ECS refuses awsfirelens without a log router",
+        );
+    }
+    for r in &task.routers {
+        let options: Vec<String> = r.options.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        report.info(format!(
+            "log router '{}': firelensConfiguration type {}{}",
+            r.container,
+            if r.kind.is_empty() { "(none)" } else { &r.kind },
+            if options.is_empty() {
+                String::new()
+            } else {
+                format!(", options {}", options.join(" "))
+            }
+        ));
+    }
+    let out = &t.output;
+    report.info(format!(
+        "container '{}': FireLens's [OUTPUT] Name {}, Match {}, {} options{}",
+        out.container,
+        out.name,
+        out.match_pattern(),
+        out.properties.len(),
+        if args.properties.is_empty() {
+            String::new()
+        } else {
+            format!(" (and {} from -p)", args.properties.len())
+        }
+    ));
+    if out.name == "cloudwatch_logs" {
+        report.note(
+            "Name cloudwatch_logs selects Fluent Bit's own C plugin, not this one: the options are checked as this plugin reads them (it takes the C plugin's); Name cloudwatch selects this plugin",
+        );
+    }
+    for (key, _) in &out.firelens_options {
+        report.note(format!(
+            "'{key}' is FireLens's own option, not a property of the [OUTPUT]: not checked"
+        ));
+    }
+    for name in &out.secret_options {
+        report.note(format!(
+            "secret option '{name}': ECS resolves it at run time (Secrets Manager or SSM); not resolved or shown here, and not in the options checked"
+        ));
+    }
 }
 
 /// Runs every step it can; a failed step skips those that need it.
-fn check(args: &Args, library: &Path) -> ExitCode {
-    let mut report = Report::default();
+fn check(args: &Args, from_task: Option<&FromTask>, library: &Path) -> ExitCode {
+    let mut report = if args.print_iam == Some(IamFormat::Json) {
+        Report::on_stderr()
+    } else {
+        Report::default()
+    };
+    if let Some(t) = from_task {
+        describe(&report, t, args);
+    }
+    let args = from_task.map_or(args, |t| &t.args);
+    // --dry-run with a task definition or --print-iam: no AWS call at all.
+    let no_aws = args.dry_run && (args.task_definition.is_some() || args.print_iam.is_some());
     let Some(plugin) = load(&mut report, library) else {
         for step in ["options", "credentials", "identity", "assume role", "send"] {
             report.skip(step, "no plugin library");
@@ -82,8 +197,18 @@ fn check(args: &Args, library: &Path) -> ExitCode {
         for step in ["credentials", "identity", "assume role", "send"] {
             report.skip(step, "the options are invalid");
         }
+        if args.print_iam.is_some() {
+            report.skip("iam", "the options are invalid");
+        }
         return report.finish();
     };
+    if no_aws {
+        for step in ["credentials", "identity", "assume role", "send"] {
+            report.skip(step, "--dry-run: no AWS call");
+        }
+        print_iam(&report, args, from_task, &config, None);
+        return report.finish();
+    }
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -98,13 +223,69 @@ fn check(args: &Args, library: &Path) -> ExitCode {
             return report.finish();
         }
     };
-    let account = runtime.block_on(credential_steps(&mut report, &config));
-    match account {
-        Some(account) if !args.dry_run => send_step(&mut report, args, library, &config, &account),
+    let accounts = runtime.block_on(credential_steps(&mut report, &config));
+    match &accounts.writer {
+        Some(account) if !args.dry_run => send_step(&mut report, args, library, &config, account),
         Some(_) => report.skip("send", "--dry-run"),
         None => report.skip("send", "no credentials to write with"),
     }
+    print_iam(
+        &report,
+        args,
+        from_task,
+        &config,
+        accounts.source.as_deref(),
+    );
     report.finish()
+}
+
+/// `--print-iam`: the documents, as text after the steps, or as one JSON document on
+/// stdout (the steps then went to stderr).
+fn print_iam(
+    report: &Report,
+    args: &Args,
+    from_task: Option<&FromTask>,
+    config: &Config,
+    source_account: Option<&str>,
+) {
+    let Some(format) = args.print_iam else {
+        return;
+    };
+    let secret_external_id = from_task.is_some_and(|t| {
+        t.output
+            .secret_options
+            .iter()
+            .any(|n| n.eq_ignore_ascii_case("external_id"))
+    });
+    let tag_pattern = from_task.map(|t| t.output.tag("*"));
+    let printed = iam::documents(
+        config,
+        &iam::Inputs {
+            task_role: from_task.and_then(|t| t.task.task_role.as_deref()),
+            source_account: source_account.filter(|a| !a.is_empty()),
+            tag_pattern: tag_pattern.as_deref(),
+            external_id: match &config.external_id {
+                Some(v) => iam::ExternalId::Value(v),
+                None if secret_external_id => iam::ExternalId::Secret,
+                None => iam::ExternalId::None,
+            },
+            show_secrets: args.show_secrets,
+        },
+    );
+    match format {
+        IamFormat::Text => report.info(printed.text().trim_end()),
+        IamFormat::Json => println!("{}", printed.json()),
+    }
+}
+
+/// The accounts the credential steps learnt.
+#[derive(Debug, Default)]
+struct Accounts {
+    /// The account the plugin will write to (empty when STS could not say); `None` when
+    /// there are no credentials to write with.
+    writer: Option<String>,
+    /// The account of the base credentials, when GetCallerIdentity answered.
+    source: Option<String>,
 }
 
 /// Step 1: the library loads and registers as `cloudwatch`.
@@ -213,9 +394,8 @@ fn destination(config: &Config, tag: &str) -> Option<Destination> {
     .map(|(d, _)| d)
 }
 
-/// Steps 3 to 5. Returns the account the plugin will write to (empty when STS could not
-/// say), or `None` when there are no credentials to write with.
-async fn credential_steps(report: &mut Report, config: &Config) -> Option<String> {
+/// Steps 3 to 5: the accounts they learnt.
+async fn credential_steps(report: &mut Report, config: &Config) -> Accounts {
     let base = aws::base_config(config).await;
     match aws::resolve(&base).await {
         Ok(source) => {
@@ -235,13 +415,15 @@ async fn credential_steps(report: &mut Report, config: &Config) -> Option<String
             report.fail("credentials", &f, Some(hint::credentials(&f)));
             report.skip("identity", "no credentials");
             report.skip("assume role", "no credentials");
-            return None;
+            return Accounts::default();
         }
     }
     let mut account = String::new();
+    let mut source = None;
     match aws::identity(&base, config).await {
         Ok(id) => {
             report.pass("identity", format!("{} (account {})", id.arn, id.account));
+            source = Some(id.account.clone());
             account = id.account;
         }
         Err(f) => report.fail(
@@ -255,7 +437,10 @@ async fn credential_steps(report: &mut Report, config: &Config) -> Option<String
             "assume role",
             "no role_arn: the plugin writes with these credentials",
         );
-        return Some(account);
+        return Accounts {
+            writer: Some(account),
+            source,
+        };
     };
     let assumed = aws::plugin_config(config).await;
     if let Err(f) = aws::resolve(&assumed).await {
@@ -264,7 +449,10 @@ async fn credential_steps(report: &mut Report, config: &Config) -> Option<String
             &f,
             Some(hint::assume_role(&f, config.external_id.is_some())),
         );
-        return None;
+        return Accounts {
+            writer: None,
+            source,
+        };
     }
     match aws::identity(&assumed, config).await {
         Ok(id) => {
@@ -272,7 +460,10 @@ async fn credential_steps(report: &mut Report, config: &Config) -> Option<String
                 "assume role",
                 format!("{} (account {})", id.arn, id.account),
             );
-            Some(id.account)
+            Accounts {
+                writer: Some(id.account),
+                source,
+            }
         }
         Err(f) => {
             report.fail(
@@ -280,7 +471,10 @@ async fn credential_steps(report: &mut Report, config: &Config) -> Option<String
                 format!("assumed {role}, but STS does not accept the role's credentials: {f}"),
                 None,
             );
-            None
+            Accounts {
+                writer: None,
+                source,
+            }
         }
     }
 }
@@ -296,7 +490,7 @@ fn send_step(report: &mut Report, args: &Args, library: &Path, config: &Config, 
         ),
         Err(cause) => {
             let hint = hint::send(&cause, config.auto_create_group);
-            report.fail("send", cause, hint);
+            report.fail("send", cause, hint.as_deref());
         }
     }
 }

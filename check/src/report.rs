@@ -11,41 +11,64 @@ use std::process::ExitCode;
 pub struct Report {
     passed: usize,
     failed: usize,
+    /// Lines go to stderr (stdout holds `--print-iam=json`'s document).
+    to_stderr: bool,
 }
 
 impl Report {
+    /// A report whose lines go to stderr.
+    pub fn on_stderr() -> Report {
+        Report {
+            to_stderr: true,
+            ..Report::default()
+        }
+    }
+
+    fn line(&self, text: impl Display) {
+        if self.to_stderr {
+            eprintln!("{text}");
+        } else {
+            println!("{text}");
+        }
+    }
+
+    /// A line of what the check read (the task definition), not a step.
+    pub fn info(&self, text: impl Display) {
+        self.line(text);
+    }
+
     pub fn pass(&mut self, step: &str, detail: impl Display) {
         self.passed += 1;
-        println!("✓ {step}: {detail}");
+        self.line(format_args!("✓ {step}: {detail}"));
     }
 
     pub fn fail(&mut self, step: &str, cause: impl Display, hint: Option<&str>) {
         self.failed += 1;
-        println!("✗ {step}: {cause}");
+        self.line(format_args!("✗ {step}: {cause}"));
         if let Some(hint) = hint {
-            println!("  hint: {hint}");
+            self.line(format_args!("  hint: {hint}"));
         }
     }
 
     pub fn skip(&self, step: &str, why: impl Display) {
-        println!("- {step}: skipped ({why})");
+        self.line(format_args!("- {step}: skipped ({why})"));
     }
 
     pub fn note(&self, text: impl Display) {
-        println!("! {text}");
+        self.line(format_args!("! {text}"));
     }
 
     /// Prints the result line; exit status 0 when nothing failed, else 1.
     pub fn finish(self) -> ExitCode {
         if self.failed == 0 {
-            println!("result: all {} steps passed", self.passed);
+            self.line(format_args!("result: all {} steps passed", self.passed));
             ExitCode::SUCCESS
         } else {
-            println!(
+            self.line(format_args!(
                 "result: {} of {} steps failed",
                 self.failed,
                 self.failed + self.passed
-            );
+            ));
             ExitCode::FAILURE
         }
     }

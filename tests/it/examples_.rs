@@ -130,7 +130,8 @@ fn every_yaml_example_parses() {
 
 /// The task definition's FireLens options pass the plugin's checks, and the IAM examples
 /// fit it: the task role may assume the destination role, whose trust policy names the
-/// source account and the task role, and whose permissions cover the log group.
+/// task role, and whose permissions are the example's three actions on its log group.
+/// (That they are exactly what `flb-cloudwatch-check --print-iam` prints is check/tests/iam.rs.)
 #[test]
 fn the_cross_account_examples_agree() {
     let task = json("ecs-task-definition.json");
@@ -159,40 +160,45 @@ fn the_cross_account_examples_agree() {
     ] {
         let statement = &json(trust)["Statement"][0];
         assert_eq!(statement["Action"], "sts:AssumeRole", "{trust}");
-        let principal = statement["Principal"]["AWS"].as_str().expect("principal");
-        assert_eq!(account(principal), source, "{trust}");
-        assert_eq!(
-            statement["Condition"]["ArnEquals"]["aws:PrincipalArn"], task_role,
-            "{trust}"
-        );
+        assert_eq!(statement["Principal"]["AWS"], task_role, "{trust}");
     }
+    assert!(
+        json("iam/destination-role-trust-policy-external-id.json")["Statement"][0]["Condition"]
+            ["StringEquals"]["sts:ExternalId"]
+            .is_string()
+    );
 
     let permissions = json("iam/destination-role-permissions.json");
     let statements = permissions["Statement"].as_array().expect("statements");
-    let allowed = |action: &str| {
-        statements.iter().any(|s| {
-            s["Action"]
+    let list = |v: &serde_json::Value| -> Vec<String> {
+        match v {
+            serde_json::Value::String(s) => vec![s.clone()],
+            v => v
                 .as_array()
-                .is_some_and(|a| a.iter().any(|x| x == action))
-                && s["Resource"].as_str().is_some_and(|r| {
-                    account(r) == destination
-                        && r.contains(&format!(":log-group:{}", config.log_group_name.source()))
-                })
-        })
+                .expect("a string or a list")
+                .iter()
+                .map(|x| x.as_str().expect("a string").to_owned())
+                .collect(),
+        }
     };
-    for action in [
-        "logs:CreateLogGroup",
-        "logs:CreateLogStream",
-        "logs:PutLogEvents",
-        "logs:PutRetentionPolicy",
-        "logs:TagResource",
-    ] {
-        assert!(
-            allowed(action),
-            "{action} on {}",
-            config.log_group_name.source()
-        );
+    let group = format!(":log-group:{}", config.log_group_name.source());
+    let mut actions = Vec::new();
+    for s in statements {
+        for r in list(&s["Resource"]) {
+            assert_eq!(account(&r), destination, "{r}");
+            assert!(r.contains(&group), "{r}");
+        }
+        actions.extend(list(&s["Action"]));
     }
+    actions.sort();
+    assert_eq!(
+        actions,
+        [
+            "logs:CreateLogGroup",
+            "logs:CreateLogStream",
+            "logs:PutLogEvents"
+        ]
+    );
 }
 
 /// The YAML configuration loads the library where the image puts it and its output is

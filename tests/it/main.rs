@@ -31,6 +31,9 @@ mod faults_;
 mod fixtures_;
 /// Hostile chunks, records, tags and options: nothing crashes, every valid record is kept.
 mod hostile_;
+/// The example's IAM documents against moto's enforced IAM: they deliver cross-account,
+/// each action is needed; what moto evaluates and what it does not.
+mod iam_;
 /// Fluent Bit's logger and metrics where the host offers them (v5), as before elsewhere.
 mod native_;
 /// Every option of the Go and C plugins against a real peer (moto, stub, fake ECS, proxy).
