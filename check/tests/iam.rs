@@ -373,8 +373,8 @@ fn an_unbounded_template_is_a_star_and_a_warning() {
     );
 }
 
-/// Creates the principals with the printed documents (the permission policy with
-/// `"Resource": "*"`: moto authorizes CloudWatch Logs calls against `*`), replaces the
+/// Creates the principals with the printed documents (moto, as `flb_host::moto` runs it,
+/// evaluates their CloudWatch Logs resource ARNs too), replaces the
 /// role's permission policy (`POLICY`) or the user's (`SOURCE_POLICY`), and prints keys.
 const SETUP: &str = r#"
 import json, os, boto3
@@ -403,12 +403,11 @@ if "POLICY" in os.environ:
                         PolicyDocument=os.environ["POLICY"])
 "#;
 
-/// The permission policy for moto: `"Resource": "*"`, without `action`.
+/// The permission policy as printed, without `action`.
 fn for_moto(policy: &Value, without: Option<&str>) -> String {
     let mut p = policy.clone();
     let statements = p["Statement"].as_array_mut().expect("statements");
     for s in statements.iter_mut() {
-        s["Resource"] = Value::from("*");
         let actions: Vec<Value> = match &s["Action"] {
             Value::String(a) => vec![Value::from(a.as_str())],
             Value::Array(list) => list.clone(),

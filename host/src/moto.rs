@@ -35,6 +35,30 @@ if accounts is not None:
     # and a policy that allows its action.
     import json, boto3
     import moto.settings
+    from moto.logs.responses import LogsResponse
+
+    def logs_resource(self):
+        # moto authorizes every CloudWatch Logs call against the resource "*", which no
+        # statement naming an ARN matches. Authorize it instead against the ARN AWS names in
+        # its access-denied messages: the stream's for calls about a stream (CreateLogStream,
+        # PutLogEvents), the group's for calls about a group (CreateLogGroup,
+        # PutRetentionPolicy, ...), the ARN given for TagResource.
+        try:
+            params = json.loads(self.body or "{}")
+        except ValueError:
+            params = {}
+        if not isinstance(params, dict):
+            return "*"
+        if params.get("resourceArn"):
+            return params["resourceArn"]
+        group = params.get("logGroupName")
+        if group is None:
+            return "*"
+        arn = f"arn:{self.partition}:logs:{self.region}:{self.current_account}:log-group:{group}"
+        stream = params.get("logStreamName")
+        return arn if stream is None else f"{arn}:log-stream:{stream}"
+
+    LogsResponse._determine_resource = logs_resource
     policy = json.dumps({"Version": "2012-10-17",
                          "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]})
     for account in filter(None, accounts.split(",")):
@@ -79,7 +103,10 @@ impl Moto {
 
     /// Starts moto with its IAM enforcement on (moto's `INITIAL_NO_AUTH_ACTION_COUNT`
     /// reached): every request must be signed by a key moto issued and be allowed by the
-    /// caller's policies. Before enforcement starts, each of `accounts` gets a user `admin`
+    /// caller's policies. moto authorizes CloudWatch Logs calls against the resource `*`;
+    /// here they are authorized against the ARN AWS names in its access-denied messages
+    /// (`…:log-group:G:log-stream:S` for CreateLogStream and PutLogEvents, `…:log-group:G`
+    /// for calls about a group), so a policy's resource ARNs are evaluated too. Before enforcement starts, each of `accounts` gets a user `admin`
     /// allowed everything; [`Moto::admin`] gives its key, [`Moto::python`] runs set-up
     /// scripts with them.
     pub fn start_enforcing_iam(accounts: &[&str]) -> Result<Moto, String> {

@@ -1,5 +1,6 @@
-//! moto with its IAM enforcement on: the administrators exist in their own accounts, and a
-//! key moto never issued is refused.
+//! moto with its IAM enforcement on: the administrators exist in their own accounts, a key
+//! moto never issued is refused, and CloudWatch Logs calls are authorized against the
+//! resource ARNs of their group or stream.
 
 use flb_host::moto::Moto;
 
@@ -13,6 +14,24 @@ def logs(key, secret):
 for account, (key, secret) in sorted(admins.items()):
     logs(key, secret).create_log_group(logGroupName="/g")
     print(account, logs(key, secret).describe_log_groups()["logGroups"][0]["arn"])
+iam = boto3.client("iam", endpoint_url=url, region_name="us-east-1",
+                   aws_access_key_id=admins["111111111111"][0], aws_secret_access_key=admins["111111111111"][1])
+iam.create_user(UserName="writer")
+iam.put_user_policy(UserName="writer", PolicyName="w", PolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": [
+    {"Effect": "Allow", "Action": "logs:CreateLogStream", "Resource": "arn:aws:logs:us-east-1:111111111111:log-group:/g:log-stream:a-*"},
+    {"Effect": "Allow", "Action": "logs:PutRetentionPolicy", "Resource": "arn:aws:logs:us-east-1:111111111111:log-group:/g"}]}))
+k = iam.create_access_key(UserName="writer")["AccessKey"]
+w = logs(k["AccessKeyId"], k["SecretAccessKey"])
+for name, call in [
+        ("stream a-1", lambda: w.create_log_stream(logGroupName="/g", logStreamName="a-1")),
+        ("stream b-1", lambda: w.create_log_stream(logGroupName="/g", logStreamName="b-1")),
+        ("retention /g", lambda: w.put_retention_policy(logGroupName="/g", retentionInDays=1)),
+        ("retention /h", lambda: w.put_retention_policy(logGroupName="/h", retentionInDays=1))]:
+    try:
+        call()
+        print(name, "allowed")
+    except Exception as e:
+        print(name, "refused")
 try:
     logs("AKIAUNKNOWN000000000", "nope").create_log_group(logGroupName="/h")
     print("unknown key allowed")
@@ -21,7 +40,7 @@ except Exception as e:
 "#;
 
 #[test]
-fn each_account_has_an_administrator_and_unknown_keys_are_refused() {
+fn keys_actions_and_logs_resources_are_enforced() {
     let moto = Moto::start_enforcing_iam(&["111111111111", "222222222222"]).expect("moto");
     assert!(moto.admin("111111111111").is_some());
     assert!(moto.admin("333333333333").is_none());
@@ -35,4 +54,13 @@ fn each_account_has_an_administrator_and_unknown_keys_are_refused() {
         "{out}"
     );
     assert!(out.contains("unknown key refused"), "{out}");
+    // CloudWatch Logs calls are authorized against their group's or stream's ARN.
+    for line in [
+        "stream a-1 allowed",
+        "stream b-1 refused",
+        "retention /g allowed",
+        "retention /h refused",
+    ] {
+        assert!(out.contains(line), "{line}: {out}");
+    }
 }

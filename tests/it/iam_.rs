@@ -13,10 +13,11 @@
 //!   permission policy is proven needed, and the set proven enough;
 //! - for STS AssumeRole, the `Resource` of the caller's policy against the role's ARN: the
 //!   source policy's statement is proven;
-//! - not the resource ARNs of CloudWatch Logs: moto authorizes every logs call against
-//!   the resource `*`, and a statement whose `Resource` is an ARN never matches `*` (its
-//!   pattern is anchored), so the permission policy is loaded with `"Resource": "*"`; the
-//!   printed ARNs are derived from AWS's documented rules, not proven here;
+//! - the resource ARNs of CloudWatch Logs, as `flb_host::moto` teaches moto to evaluate them
+//!   (moto itself authorizes every logs call against the resource `*`, which no ARN
+//!   matches): a stream's calls against `…:log-group:G:log-stream:S`, a group's against
+//!   `…:log-group:G`, the ARNs AWS names in its access-denied messages. The printed
+//!   documents are loaded as they are, and one for another group is refused;
 //! - not the destination role's trust policy across accounts: moto evaluates a trust
 //!   policy only when the role is in the caller's own account, so its principal and an
 //!   `sts:ExternalId` condition are derived, not proven, for cross-account use.
@@ -74,13 +75,11 @@ fn actions(policy: &Value) -> Vec<String> {
     out
 }
 
-/// `policy` without `action`, and with `"Resource": "*"` (moto authorizes logs calls
-/// against `*`: see the module's doc).
+/// `policy` without `action`.
 fn for_moto(policy: &Value, without: Option<&str>) -> Value {
     let mut p = policy.clone();
     let statements = p["Statement"].as_array_mut().expect("statements");
     for s in statements.iter_mut() {
-        s["Resource"] = Value::from("*");
         let kept: Vec<Value> = actions(&serde_json::json!({"Statement": [s.clone()]}))
             .into_iter()
             .filter(|a| Some(a.as_str()) != without)
@@ -281,10 +280,10 @@ fn the_example_documents_deliver_and_each_action_is_needed() {
 }
 
 /// What moto evaluates, as the module's doc says: the caller's policy for AssumeRole
-/// against the role's ARN (a policy for another role is refused), but neither the
-/// CloudWatch Logs resource ARNs (the printed permission policy as it is, with ARNs, is
-/// refused for the very group it names) nor the destination role's trust policy across
-/// accounts (one naming another principal and requiring an external id lets the user in).
+/// against the role's ARN (a policy for another role is refused) and the CloudWatch Logs
+/// resource ARNs (the printed permission policy written for another group is refused),
+/// but not the destination role's trust policy across accounts (one naming another
+/// principal and requiring an external id lets the user in).
 #[test]
 fn what_moto_evaluates() {
     if is_child() {
@@ -313,8 +312,10 @@ fn what_moto_evaluates() {
         "the source policy's Resource is"
     );
 
-    let as_printed = example("iam/destination-role-permissions.json").to_string();
-    setup(&moto, "permissions", &[("POLICY", &as_printed)]);
+    let other_group = example("iam/destination-role-permissions.json")
+        .to_string()
+        .replace(&format!("log-group:{GROUP}"), "log-group:/ecs/other");
+    setup(&moto, "permissions", &[("POLICY", &other_group)]);
     let log = flush(name, &moto, &keys, "retry");
     assert!(
         log.contains("lacks a permission") && log.contains(&format!("group '{GROUP}'")),
