@@ -40,3 +40,5 @@ mod native_;
 mod options_;
 /// Which of Fluent Bit's threads flushes, and a stop signal that ends a flush's waits.
 mod threads_;
+/// The guide's cross-account steps, run with the AWS CLI against moto's enforced IAM.
+mod walkthrough_;
