@@ -47,6 +47,23 @@ if accounts is not None:
         key = iam.create_access_key(UserName="admin")["AccessKey"]
         admins[account] = [key["AccessKeyId"], key["SecretAccessKey"]]
     moto.settings.INITIAL_NO_AUTH_ACTION_COUNT = 0
+    # moto answers an unknown key or a wrong secret in its query services' shape (XML,
+    # HTTP 403) on every protocol. A JSON-protocol service such as CloudWatch Logs answers
+    # HTTP 400 with the code in JSON: UnrecognizedClientException, InvalidSignatureException.
+    from moto.core import responses, exceptions
+    json_codes = {"InvalidClientTokenId": "UnrecognizedClientException",
+                  "SignatureDoesNotMatch": "InvalidSignatureException"}
+    authorize = responses.BaseResponse._authenticate_and_authorize_normal_action
+    def authorize_as_aws(self, *args, **kwargs):
+        try:
+            return authorize(self, *args, **kwargs)
+        except (exceptions.InvalidClientTokenIdError, exceptions.SignatureDoesNotMatchError) as e:
+            if "X-Amz-Target" not in self.headers:
+                raise
+            err = exceptions.JsonRESTError(json_codes[e.error_type], e.message)
+            err.code = 400
+            raise err
+    responses.BaseResponse._authenticate_and_authorize_normal_action = authorize_as_aws
 print("PORT", port, json.dumps(admins) if admins else "{}", flush=True)
 sys.stdin.read()
 server.stop()
@@ -79,7 +96,10 @@ impl Moto {
 
     /// Starts moto with its IAM enforcement on (moto's `INITIAL_NO_AUTH_ACTION_COUNT`
     /// reached): every request must be signed by a key moto issued and be allowed by the
-    /// caller's policies. Before enforcement starts, each of `accounts` gets a user `admin`
+    /// caller's policies. An unknown key or a wrong secret is answered as AWS answers it:
+    /// STS `InvalidClientTokenId`/`SignatureDoesNotMatch` (HTTP 403, XML), CloudWatch Logs
+    /// `UnrecognizedClientException`/`InvalidSignatureException` (HTTP 400, JSON; moto alone
+    /// gives the XML there too). Before enforcement starts, each of `accounts` gets a user `admin`
     /// allowed everything; [`Moto::admin`] gives its key, [`Moto::python`] runs set-up
     /// scripts with them.
     pub fn start_enforcing_iam(accounts: &[&str]) -> Result<Moto, String> {
