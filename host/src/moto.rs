@@ -47,9 +47,12 @@ if accounts is not None:
         key = iam.create_access_key(UserName="admin")["AccessKey"]
         admins[account] = [key["AccessKeyId"], key["SecretAccessKey"]]
     moto.settings.INITIAL_NO_AUTH_ACTION_COUNT = 0
-    # moto answers an unknown key or a wrong secret in its query services' shape (XML,
-    # HTTP 403) on every protocol. A JSON-protocol service such as CloudWatch Logs answers
-    # HTTP 400 with the code in JSON: UnrecognizedClientException, InvalidSignatureException.
+    # moto answers an unknown key or a wrong secret in EC2's shape (XML with an <Errors>
+    # level, HTTP 403) on every protocol. STS and IAM answer <ErrorResponse><Error>, which
+    # the AWS SDKs' query-protocol parsers read; a JSON-protocol service such as CloudWatch
+    # Logs answers HTTP 400 with the code in JSON: UnrecognizedClientException,
+    # InvalidSignatureException.
+    from xml.sax.saxutils import escape
     from moto.core import responses, exceptions
     json_codes = {"InvalidClientTokenId": "UnrecognizedClientException",
                   "SignatureDoesNotMatch": "InvalidSignatureException"}
@@ -59,6 +62,10 @@ if accounts is not None:
             return authorize(self, *args, **kwargs)
         except (exceptions.InvalidClientTokenIdError, exceptions.SignatureDoesNotMatchError) as e:
             if "X-Amz-Target" not in self.headers:
+                e.description = (
+                    "<ErrorResponse><Error><Type>Sender</Type><Code>%s</Code>"
+                    "<Message>%s</Message></Error><RequestId>moto</RequestId></ErrorResponse>"
+                    % (e.error_type, escape(e.message)))
                 raise
             err = exceptions.JsonRESTError(json_codes[e.error_type], e.message)
             err.code = 400
@@ -97,9 +104,9 @@ impl Moto {
     /// Starts moto with its IAM enforcement on (moto's `INITIAL_NO_AUTH_ACTION_COUNT`
     /// reached): every request must be signed by a key moto issued and be allowed by the
     /// caller's policies. An unknown key or a wrong secret is answered as AWS answers it:
-    /// STS `InvalidClientTokenId`/`SignatureDoesNotMatch` (HTTP 403, XML), CloudWatch Logs
-    /// `UnrecognizedClientException`/`InvalidSignatureException` (HTTP 400, JSON; moto alone
-    /// gives the XML there too). Before enforcement starts, each of `accounts` gets a user `admin`
+    /// STS and IAM `InvalidClientTokenId`/`SignatureDoesNotMatch` (HTTP 403, XML in their
+    /// shape), CloudWatch Logs `UnrecognizedClientException`/`InvalidSignatureException`
+    /// (HTTP 400, JSON). (moto alone gives EC2's XML shape to every service.) Before enforcement starts, each of `accounts` gets a user `admin`
     /// allowed everything; [`Moto::admin`] gives its key, [`Moto::python`] runs set-up
     /// scripts with them.
     pub fn start_enforcing_iam(accounts: &[&str]) -> Result<Moto, String> {
