@@ -1,6 +1,7 @@
 //! Builds the stand-ins for a Fluent Bit binary's exported symbols (`csrc/host_symbols.c`):
-//! one as Fluent Bit >= 2.0 exports them, one as v1.9.10 does. flb-host loads one of them
-//! with RTLD_GLOBAL before the plugin, as `FLB_HOST_KIND` asks.
+//! as Fluent Bit >= 2.0 exports them (one build per instance layout: v4.1.2's, v5.1.1's), and
+//! as v1.9.10 does. flb-host loads one of them with RTLD_GLOBAL before the plugin, as
+//! `FLB_HOST_KIND` asks.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -14,6 +15,10 @@ fn main() {
         (
             "libflbhost_v5.so",
             &["-DFLB_HOST_V5", "-DFLBHOST_TP_WORKERS_OFFSET=872"][..],
+        ),
+        (
+            "libflbhost_v4.so",
+            &["-DFLB_HOST_V5", "-DFLBHOST_TP_WORKERS_OFFSET=768"][..],
         ),
         ("libflbhost_v1.so", &["-DFLBHOST_TP_WORKERS_OFFSET=608"][..]),
     ] {

@@ -31,8 +31,9 @@ const FLB_PROXY_GOLANG: c_int = 11;
 pub const PLUGIN_NAME: &CStr = c"cloudwatch";
 const PLUGIN_DESCRIPTION: &CStr = c"Amazon CloudWatch Logs (Rust; cross-account through role_arn)";
 
-/// `struct flb_plugin_proxy_def` up to `description`: the v1.9.10 layout. Later versions
-/// append `event_type`, which we never write (the host's zero means logs).
+/// `struct flb_plugin_proxy_def` up to `description`: all of it up to v4.1.2. v5.0 appends
+/// `event_type` and v5.1 `config_map`, which we never write (v5 zeroes them: logs, and no
+/// map of the plugin's to check properties against).
 #[repr(C)]
 pub struct FlbPluginProxyDef {
     pub type_: c_int,
@@ -171,8 +172,8 @@ fn flush_code(outcome: Option<Outcome>) -> c_int {
 /// Called once when Fluent Bit loads the library: fills in the plugin's definition.
 ///
 /// # Safety
-/// `def` is NULL or points to a zero-filled `struct flb_plugin_proxy_def` of at least the
-/// v1.9.10 size, writable for the call.
+/// `def` is NULL or points to a `struct flb_plugin_proxy_def` of at least the v1.9.10 size,
+/// writable for the call (not zeroed up to v4.1.2: every field is written).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn FLBPluginRegister(def: *mut FlbPluginProxyDef) -> c_int {
     guard(-1, || {

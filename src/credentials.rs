@@ -1,5 +1,5 @@
 //! AWS configuration and credentials, built once per instance at Init (and again when a
-//! credential error asks for fresh ones).
+//! credential error asks for fresh ones: [`crate::fresh`]).
 //!
 //! Base credentials come from `aws-config`'s default chain (environment, shared profile —
 //! `profile` picks one —, web identity, ECS container credentials, IMDS), or from
@@ -186,7 +186,7 @@ impl ProvideCredentials for Role {
     }
 }
 
-type AssumeRoleFailure = aws_sdk_sts::error::SdkError<
+pub(crate) type AssumeRoleFailure = aws_sdk_sts::error::SdkError<
     aws_sdk_sts::operation::assume_role::AssumeRoleError,
     aws_sdk_sts::config::http::HttpResponse,
 >;
@@ -240,6 +240,13 @@ impl Pace {
             state: Arc::default(),
             log: Some(log),
         }
+    }
+
+    /// The next fetch may go at once (the failures in a row still count): for a re-read
+    /// of the source, which its caller paces ([`crate::fresh`]).
+    pub fn lift(&self) {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.not_before = None;
     }
 
     /// The last failure, if fetching again must wait.

@@ -12,8 +12,10 @@
 //!
 //! Every call goes through one retry loop: transient failures and throttling back off within
 //! the flush's [`Budget`]; an answer is awaited until the flush's deadline (slow is not
-//! dead); credential errors that fresh credentials can fix rebuild the client at most once a
-//! minute; an access error keeps the credentials. At most `max_concurrent_requests` calls of
+//! dead); credential errors that fresh credentials can fix (CloudWatch refusing the key, or
+//! STS refusing the key a role is assumed with) rebuild the client at most once a minute,
+//! the source read again ([`crate::fresh`]) — a client whose source gives no credentials
+//! then is not swapped in; an access error keeps the credentials. At most `max_concurrent_requests` calls of
 //! an instance are in flight at once. Errors are classified by AWS code and transport kind.
 //! A call whose group failed for good earlier in the flush (missing, or access denied: see
 //! [`AwsError::ends_group`]) is not made: the flush's [`Gate`] ends it with that error.
@@ -27,7 +29,7 @@ use std::future::Future;
 use std::ops::Range;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use aws_credential_types::provider::error::CredentialsError;
@@ -104,8 +106,12 @@ impl AwsError {
         let kind = match err {
             SdkError::ServiceError(_) => ErrorKind::classify(code.as_deref(), status),
             // Credentials are resolved before the request is sent: their failure comes as
-            // a dispatch or construction failure whose cause is a `CredentialsError`.
-            _ if caused_by_credentials(err) => ErrorKind::NoCredentials,
+            // a dispatch or construction failure whose cause is a `CredentialsError`. STS
+            // refusing the key a role is assumed with is fixed as CloudWatch refusing it is.
+            _ if caused_by_credentials(err) => match crate::fresh::sts_refused_base(err) {
+                true => ErrorKind::Credentials,
+                false => ErrorKind::NoCredentials,
+            },
             SdkError::TimeoutError(_) | SdkError::ResponseError(_) => ErrorKind::Transient,
             // Connection refused or reset, TLS, DNS: nothing was stored, try again.
             SdkError::DispatchFailure(d) if !d.is_user() => ErrorKind::Transient,
@@ -203,9 +209,11 @@ impl Rejected {
     }
 }
 
-/// Builds a client with fresh credentials (a new identity cache), for [`Deliverer`] to
-/// swap in after a credential error that fresh credentials can fix.
-pub type Refresh = Box<dyn Fn() -> Pin<Box<dyn Future<Output = Client> + Send>> + Send + Sync>;
+/// Builds a client with fresh credentials (a new identity cache, the source read again), for
+/// [`Deliverer`] to swap in after a credential error that fresh credentials can fix; or says
+/// in one line why the source gives none.
+pub type Refresh =
+    Box<dyn Fn() -> Pin<Box<dyn Future<Output = Result<Client, String>> + Send>> + Send + Sync>;
 
 /// A sent request's answer is awaited at least this long, whatever the flush's deadline.
 pub const MIN_ANSWER_WAIT: Duration = Duration::from_secs(10);
@@ -270,8 +278,10 @@ pub struct Settings {
 pub struct Deliverer {
     client: RwLock<Client>,
     refresh: Refresh,
-    /// When the client was last rebuilt.
-    refreshed_at: Mutex<Option<Instant>>,
+    /// When the client was last rebuilt (or tried to be), and why the last try failed, if
+    /// it did: held while a rebuild runs, so that the calls of a flush that need one wait for
+    /// it.
+    refreshed: tokio::sync::Mutex<(Option<Instant>, Option<String>)>,
     settings: Settings,
     log: Logger,
     /// Streams created (or found to exist), forgotten after an hour idle.
@@ -305,7 +315,7 @@ impl Deliverer {
         Deliverer {
             client: RwLock::new(client),
             refresh,
-            refreshed_at: Mutex::new(None),
+            refreshed: tokio::sync::Mutex::new((None, None)),
             permits: Semaphore::new(settings.max_concurrent_requests.max(1)),
             settings,
             log,
@@ -335,22 +345,34 @@ impl Deliverer {
             .clone()
     }
 
-    /// Rebuilds the client with fresh credentials, unless that was done less than
-    /// [`MIN_REFRESH_INTERVAL`] ago (then the client is likely fresh already).
-    async fn refresh_client(&self) {
-        {
-            let mut at = self
-                .refreshed_at
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            if at.is_some_and(|t| t.elapsed() < MIN_REFRESH_INTERVAL) {
-                return;
-            }
-            *at = Some(Instant::now());
+    /// Rebuilds the client with fresh credentials, unless that was tried less than
+    /// [`MIN_REFRESH_INTERVAL`] ago (then the client is likely fresh already). When the
+    /// source gives no credentials, the client in use is kept, with one warning per distinct
+    /// reason until a rebuild succeeds. Whether the client may now be worth another try.
+    async fn refresh_client(&self) -> bool {
+        let mut refreshed = self.refreshed.lock().await;
+        let (at, failed) = &mut *refreshed;
+        if at.is_some_and(|t| t.elapsed() < MIN_REFRESH_INTERVAL) {
+            return failed.is_none();
         }
-        let fresh = (self.refresh)().await;
-        *self.client.write().unwrap_or_else(PoisonError::into_inner) = fresh;
-        self.stats.refreshed();
+        *at = Some(Instant::now());
+        match (self.refresh)().await {
+            Ok(fresh) => {
+                *self.client.write().unwrap_or_else(PoisonError::into_inner) = fresh;
+                *failed = None;
+                self.stats.refreshed();
+                true
+            }
+            Err(why) => {
+                if failed.as_deref() != Some(why.as_str()) {
+                    self.log.warn(format_args!(
+                        "{why}: the last good credentials are kept, and their source is read again at most once a minute"
+                    ));
+                }
+                *failed = Some(why);
+                false
+            }
+        }
     }
 
     /// Runs one AWS call until it succeeds or the budget says stop (see [`crate::retry`]).
@@ -406,8 +428,8 @@ impl Deliverer {
                 continue;
             }
             if error.kind == ErrorKind::Credentials && budget.take_refresh() {
-                self.refresh_client().await;
-                if budget.retries() {
+                let renewed = self.refresh_client().await;
+                if renewed && budget.retries() {
                     self.stats.retried();
                     continue;
                 }
@@ -753,6 +775,40 @@ fn rejected(info: &aws_sdk_cloudwatchlogs::types::RejectedLogEventsInfo, len: us
 mod tests {
     use super::*;
     use aws_sdk_cloudwatchlogs::types::RejectedLogEventsInfo;
+
+    /// A failure to get credentials is `NoCredentials`, unless STS refused the key the role
+    /// is assumed with (unknown, deleted, a wrong secret): fresh base credentials may fix
+    /// that, so it is a `Credentials` error, which reads the source again.
+    #[test]
+    fn sts_refusing_the_base_key_is_a_credentials_error() {
+        use aws_sdk_cloudwatchlogs::operation::put_log_events::PutLogEventsError;
+        use aws_sdk_sts::operation::assume_role::AssumeRoleError;
+        use aws_smithy_types::body::SdkBody;
+        use aws_smithy_types::error::ErrorMetadata;
+        type Response = aws_sdk_cloudwatchlogs::config::http::HttpResponse;
+        let destination = Destination {
+            group: "/g".into(),
+            stream: "s".into(),
+        };
+        let kind = |code: &str| {
+            let sts = crate::credentials::AssumeRoleFailure::service_error(
+                AssumeRoleError::generic(ErrorMetadata::builder().code(code).build()),
+                Response::new(403.try_into().expect("status"), SdkBody::empty()),
+            );
+            let err: SdkError<PutLogEventsError, Response> =
+                SdkError::construction_failure(CredentialsError::provider_error(sts));
+            AwsError::new("PutLogEvents", &destination, &err).kind
+        };
+        assert_eq!(kind("InvalidClientTokenId"), ErrorKind::Credentials);
+        assert_eq!(kind("SignatureDoesNotMatch"), ErrorKind::Credentials);
+        assert_eq!(kind("AccessDenied"), ErrorKind::NoCredentials);
+        let none: SdkError<PutLogEventsError, Response> =
+            SdkError::construction_failure(CredentialsError::not_loaded("no source"));
+        assert_eq!(
+            AwsError::new("PutLogEvents", &destination, &none).kind,
+            ErrorKind::NoCredentials
+        );
+    }
 
     #[test]
     fn counts_rejected_events() {

@@ -136,8 +136,10 @@ impl Instance {
         let pace = credentials::Pace::new(log.clone());
         let client = runtime.block_on(new_client(config.clone(), pace.clone()));
         let for_refresh = config.clone();
-        let refresh: Refresh =
-            Box::new(move || Box::pin(new_client(for_refresh.clone(), pace.clone())));
+        let refresh: Refresh = Box::new(move || {
+            let (config, pace) = (for_refresh.clone(), pace.clone());
+            Box::pin(async move { crate::fresh::client(&config, &pace).await })
+        });
         log.info(format_args!("{}", describe(&config)));
         match host.workers {
             Workers::Enabled => log.info(format_args!(
@@ -273,8 +275,11 @@ impl Instance {
                 " (the task's credentials lack a permission: they must allow logs:{} on {})",
                 e.operation, e.destination
             ),
+            (ErrorKind::Credentials, Some(role)) if e.code.is_none() => format!(
+                " (STS refused the credentials role {role} is assumed with; they are read again from their source at most once a minute)"
+            ),
             (ErrorKind::Credentials, _) => {
-                " (CloudWatch refused the credentials; they are fetched afresh at most once a minute)".to_owned()
+                " (CloudWatch refused the credentials; they are read again from their source at most once a minute)".to_owned()
             }
             (ErrorKind::NoCredentials, Some(role)) => format!(
                 " (no credentials for role {role}: check that STS{} can be reached, that this task's role may call sts:AssumeRole on it, and that its trust policy allows this task's role)",
@@ -337,8 +342,8 @@ fn random_uuid() -> String {
     )
 }
 
-/// A client with credentials resolved afresh (the default chain, and the role on top),
-/// fetched no more often than `pace` allows.
+/// A client whose credentials (the default chain, and the role on top) are resolved on first
+/// use, fetched no more often than `pace` allows.
 async fn new_client(config: Config, pace: credentials::Pace) -> aws_sdk_cloudwatchlogs::Client {
     let sdk = credentials::sdk_config(&config, pace).await;
     credentials::logs_client(&sdk, &config)

@@ -24,7 +24,8 @@
 //!    streams without calls; a new group is tried by one stream first; new streams per flush
 //!    are capped).
 //!    [`report`]: counters and log lines.
-//! 8. [`credentials`]: the default AWS credential chain, and the assumed role on top.
+//! 8. [`credentials`]: the default AWS credential chain, and the assumed role on top;
+//!    [`fresh`]: read again from their source when AWS refuses them (a rotated key).
 //! 9. [`runtime`] (the shared async runtime and the flush threads), [`shutdown`] (a stop
 //!    signal ends the flushes' waits) and [`log`] (Fluent Bit–style log lines).
 //!
@@ -48,6 +49,7 @@ pub mod deliver;
 pub mod ecs;
 pub mod encode;
 pub mod entity;
+pub mod fresh;
 pub mod gate;
 pub mod http;
 pub mod instance;

@@ -1,9 +1,10 @@
 /*
  * A stand-in for what a Fluent Bit binary exports in its dynamic symbol table, for
  * flb-host to load with RTLD_GLOBAL before the plugin (as if the plugin were loaded into a
- * real fluent-bit process). Two builds of this file:
+ * real fluent-bit process). Three builds of this file:
  *
- *   FLB_HOST_V5 defined: what Fluent Bit >= 2.0 (read on v5.1.1) exports that the plugin
+ *   FLB_HOST_V5 defined: what Fluent Bit >= 2.0 (read on v4.1.2 and v5.1.1; one build for
+ *     each one's instance layout) exports that the plugin
  *     may use: flb_output_get_property, flb_output_log_check, flb_output_name,
  *     flb_output_get_cmt_instance, flb_log_print, cmt_counter_create, cmt_counter_add,
  *     cmt_counter_inc.
@@ -51,7 +52,8 @@ void flb_log_print(int type, const char *file, int line, const char *fmt, ...)
  * flb_output_set_property, as far as the plugin uses it: `workers` sets the instance's
  * worker count (`tp_workers`), which flb-host reads after Init to choose the thread a flush
  * runs on. It lies where Fluent Bit has it (FLBHOST_TP_WORKERS_OFFSET: byte 608 of v1.9.10's
- * 696-byte instance, 872 of v5.1.1's 968, with Fluent Bit's default build options), inside
+ * 696-byte instance, 768 of v4.1.2's 864, 872 of v5.1.1's 968, with Fluent Bit's default
+ * build options), inside
  * an instance as big as the real one, so that a plugin looking for it must find it as it
  * would in Fluent Bit. Both versions export the function. Other keys are accepted and
  * ignored (the plugin sets none).

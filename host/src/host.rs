@@ -1,12 +1,18 @@
 //! Fluent Bit's side of the Go-plugin ABI (`docs/fluent-bit-abi.md`), for one process.
 //!
 //! The structs are laid out as the host lays them out. The definition passed to Register is
-//! the v2 one with a canary in `event_type`, which a v1.9-correct plugin never writes.
+//! the one of the version played ([`ProxyDefTail`]): up to v4.1.2 five fields, allocated
+//! without being zeroed (here: filled with a pattern, so a plugin must write every field), with
+//! a canary after them that a correct plugin never writes; from v5.0 zeroed, with
+//! `event_type` and (v5.1) `config_map` after them, which the host reads back.
 //!
-//! Three kinds of host, as `FLB_HOST_KIND` says ([`HostKind`]):
+//! Four kinds of host, as `FLB_HOST_KIND` says ([`HostKind`]):
 //! - `v1` (default): Fluent Bit v1.9.10. `flb_api` is a single function pointer, allocated
 //!   alone, so a plugin that read a later field would read past it (valgrind says so); the
 //!   process exports `flb_log_print` and `cmt_counter_create`, as v1.9.10's binary does.
+//! - `v4`: Fluent Bit v4.1.2 (AWS for Fluent Bit 3.0.x carries 4.1). The nine-field
+//!   `flb_api` and the exports of Fluent Bit >= 2.0, as `v5`; v1.9.10's definition (no
+//!   `event_type`, not zeroed) and v4.1.2's instance layout.
 //! - `v5`: Fluent Bit v5.1.1. The nine-field `flb_api`, and the process exports what
 //!   Fluent Bit >= 2.0 exports (`flb_output_log_check`, `flb_output_get_cmt_instance`,
 //!   `flb_output_name`, `cmt_counter_add`, …), with a small cmetrics stand-in. Lines the
@@ -39,9 +45,15 @@ pub const FLB_RETRY: c_int = 2;
 /// The coroutine stack of Fluent Bit v1.9.10 (`3 * PTHREAD_STACK_MIN / 2`).
 pub const FLUSH_STACK_SIZE: usize = 24 * 1024;
 
-const EVENT_TYPE_CANARY: c_int = 0x5a5a;
+/// What lies after the five fields of a v1.9.10–v4.1.2 definition: not the host's.
+const TAIL_CANARY: c_int = 0x5a5a;
+/// What `malloc` may leave in a definition that v1.9.10–v4.1.2 do not zero.
+const UNZEROED: u8 = 0xa5;
+/// `FLB_OUTPUT_LOGS`: what a v5 host takes an `event_type` of 0 for.
+const FLB_OUTPUT_LOGS: c_int = 1;
 
-/// `struct flb_plugin_proxy_def` as v2+ has it (v1.9 lacks `event_type`).
+/// `struct flb_plugin_proxy_def` as every version has it, up to `description` (all there is
+/// up to v4.1.2: `include/fluent-bit/flb_plugin_proxy.h`).
 #[repr(C)]
 pub struct ProxyDef {
     pub type_: c_int,
@@ -49,7 +61,33 @@ pub struct ProxyDef {
     pub flags: c_int,
     pub name: *mut c_char,
     pub description: *mut c_char,
-    pub event_type: c_int,
+}
+
+/// What follows [`ProxyDef`]: from v5.0 `event_type` (0 is logs), from v5.1 `config_map`
+/// (NULL: the host checks no property against a map of the plugin's), both zeroed by the
+/// host (`calloc`) and read back after Register. Up to v4.1.2 not the host's memory: a
+/// canary here.
+#[repr(C)]
+struct ProxyDefTail {
+    event_type: c_int,
+    config_map: *const c_void,
+}
+
+#[repr(C)]
+struct FullProxyDef {
+    head: ProxyDef,
+    tail: ProxyDefTail,
+}
+
+/// What Register left in the definition, as the host reads it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Registration {
+    pub type_: c_int,
+    pub proxy: c_int,
+    pub flags: c_int,
+    /// Up to v4.1.2: nothing was written past `description`. From v5.0: `event_type` is 0
+    /// or `FLB_OUTPUT_LOGS`, and `config_map` NULL.
+    pub tail_as_expected: bool,
 }
 
 /// `struct flb_api` as v1.9.10 has it.
@@ -58,7 +96,7 @@ struct Api {
     output_get_property: GetPropertyFn,
 }
 
-/// `struct flb_api` as v5.1.1 has it (`include/fluent-bit/flb_api.h`).
+/// `struct flb_api` as v4.1.2 and v5.1.1 have it (`include/fluent-bit/flb_api.h`).
 #[repr(C)]
 struct ApiV5 {
     output_get_property: GetPropertyFn,
@@ -90,8 +128,8 @@ struct FakeInstance {
 }
 
 /// Where Fluent Bit's `struct flb_output_instance` keeps its worker count (`tp_workers`),
-/// and its size, with the default build options: v1.9.10 608 of 696 bytes, v5.1.1 872 of
-/// 968 (v4.1.2: 768 of 864). Read with `offsetof` on each version's headers.
+/// and its size, with the default build options: v1.9.10 608 of 696 bytes, v4.1.2 768 of
+/// 864, v5.1.1 872 of 968. Read with `offsetof` on each version's headers.
 #[derive(Debug, Clone, Copy)]
 struct InstanceLayout {
     tp_workers: usize,
@@ -104,6 +142,10 @@ impl InstanceLayout {
             HostKind::V5 => InstanceLayout {
                 tp_workers: 872,
                 size: 968,
+            },
+            HostKind::V4 => InstanceLayout {
+                tp_workers: 768,
+                size: 864,
             },
             HostKind::V1 | HostKind::Bare => InstanceLayout {
                 tp_workers: 608,
@@ -122,13 +164,22 @@ type GetPropertyFn = unsafe extern "C" fn(*const c_char, *mut c_void) -> *const 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HostKind {
     V1,
+    V4,
     V5,
     Bare,
 }
 
-/// `FLB_HOST_KIND`: `v1` (default), `v5` or `bare`.
+impl HostKind {
+    /// Whether the host has Fluent Bit >= 2.0's nine-field `flb_api` and exports.
+    fn has_v2_api(self) -> bool {
+        matches!(self, HostKind::V4 | HostKind::V5)
+    }
+}
+
+/// `FLB_HOST_KIND`: `v1` (default), `v4`, `v5` or `bare`.
 pub fn host_kind() -> HostKind {
     match std::env::var("FLB_HOST_KIND").as_deref() {
+        Ok("v4") => HostKind::V4,
         Ok("v5") => HostKind::V5,
         Ok("bare") => HostKind::Bare,
         _ => HostKind::V1,
@@ -142,6 +193,7 @@ fn host_symbols() -> Option<&'static Library> {
         .get_or_init(|| {
             let file = match host_kind() {
                 HostKind::V5 => "libflbhost_v5.so",
+                HostKind::V4 => "libflbhost_v4.so",
                 HostKind::V1 => "libflbhost_v1.so",
                 HostKind::Bare => return None,
             };
@@ -201,7 +253,8 @@ pub struct Plugin {
     flush_ctx: FlushCtxFn,
     exit_ctx: ExitCtxFn,
     unregister: UnregisterFn,
-    def: Box<ProxyDef>,
+    def: Box<FullProxyDef>,
+    kind: HostKind,
     /// v1.9.10's one context slot per loaded object: the `remote_context` of the last
     /// successful Init.
     last_context: AtomicPtr<c_void>,
@@ -278,19 +331,34 @@ impl Plugin {
             let unregister: UnregisterFn = *library
                 .get(b"FLBPluginUnregister\0")
                 .map_err(|e| e.to_string())?;
-            let mut def = Box::new(ProxyDef {
-                type_: 0,
-                proxy: 0,
-                flags: 0,
-                name: std::ptr::null_mut(),
-                description: std::ptr::null_mut(),
-                event_type: EVENT_TYPE_CANARY,
+            let kind = host_kind();
+            let mut def = Box::new(FullProxyDef {
+                head: ProxyDef {
+                    type_: 0,
+                    proxy: 0,
+                    flags: 0,
+                    name: std::ptr::null_mut(),
+                    description: std::ptr::null_mut(),
+                },
+                tail: ProxyDefTail {
+                    event_type: 0,
+                    config_map: std::ptr::null(),
+                },
             });
-            if register(&mut *def) != 0 {
+            if kind != HostKind::V5 {
+                // `flb_malloc`, not zeroed (v1.9.10 to v4.1.2); nothing after `description`.
+                std::ptr::write_bytes(
+                    (&mut def.head as *mut ProxyDef).cast::<u8>(),
+                    UNZEROED,
+                    std::mem::size_of::<ProxyDef>(),
+                );
+                def.tail.event_type = TAIL_CANARY;
+            }
+            if register(&mut def.head) != 0 {
                 return Err("FLBPluginRegister failed".into());
             }
-            let name = CStr::from_ptr(def.name).to_string_lossy().into_owned();
-            let description = CStr::from_ptr(def.description)
+            let name = CStr::from_ptr(def.head.name).to_string_lossy().into_owned();
+            let description = CStr::from_ptr(def.head.description)
                 .to_string_lossy()
                 .into_owned();
             Ok(Plugin {
@@ -300,6 +368,7 @@ impl Plugin {
                 exit_ctx,
                 unregister,
                 def,
+                kind,
                 last_context: AtomicPtr::new(std::ptr::null_mut()),
                 name,
                 description,
@@ -307,13 +376,20 @@ impl Plugin {
         }
     }
 
-    /// `type` and `proxy` as the host checks them, and whether `event_type` was left alone.
-    pub fn registration(&self) -> (c_int, c_int, bool) {
-        (
-            self.def.type_,
-            self.def.proxy,
-            self.def.event_type == EVENT_TYPE_CANARY,
-        )
+    /// What the host reads back after Register (see [`Registration`]).
+    pub fn registration(&self) -> Registration {
+        let tail = &self.def.tail;
+        Registration {
+            type_: self.def.head.type_,
+            proxy: self.def.head.proxy,
+            flags: self.def.head.flags,
+            tail_as_expected: match self.kind {
+                HostKind::V5 => {
+                    matches!(tail.event_type, 0 | FLB_OUTPUT_LOGS) && tail.config_map.is_null()
+                }
+                _ => tail.event_type == TAIL_CANARY && tail.config_map.is_null(),
+            },
+        }
     }
 
     /// Starts an `[OUTPUT]` instance with these properties. `Err(code)` if Init refused.
@@ -372,7 +448,7 @@ impl Plugin {
             base.add(layout.tp_workers).cast::<c_int>().write(workers);
         }
         let api = match host_kind() {
-            HostKind::V5 => {
+            kind if kind.has_v2_api() => {
                 let reader = host_symbol(b"flbhost_set_property_reader\0");
                 // SAFETY: `void flbhost_set_property_reader(reader)` of the stand-in.
                 unsafe {
@@ -397,7 +473,7 @@ impl Plugin {
                     custom_log_check: std::ptr::null(),
                 }))
             }
-            HostKind::V1 | HostKind::Bare => ApiBox::V1(Box::new(Api {
+            _ => ApiBox::V1(Box::new(Api {
                 output_get_property: get_property,
             })),
         };
@@ -452,7 +528,7 @@ impl Plugin {
 
     /// `FLBPluginUnregister`, as the host calls it after the last exit.
     pub fn unregister(&self) {
-        let def = (&*self.def as *const ProxyDef).cast_mut();
+        let def = (&self.def.head as *const ProxyDef).cast_mut();
         // SAFETY: the definition Register filled in.
         unsafe { (self.unregister)(def) }
     }

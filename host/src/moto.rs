@@ -71,6 +71,43 @@ if accounts is not None:
         key = iam.create_access_key(UserName="admin")["AccessKey"]
         admins[account] = [key["AccessKeyId"], key["SecretAccessKey"]]
     moto.settings.INITIAL_NO_AUTH_ACTION_COUNT = 0
+    # moto answers an unknown key, a wrong secret or a refused action in EC2's shape (XML
+    # with an <Errors> level, HTTP 403) on every protocol. STS and IAM answer <ErrorResponse><Error>, which
+    # the AWS SDKs' query-protocol parsers read; a JSON-protocol service such as CloudWatch
+    # Logs answers HTTP 400 with the code in JSON: UnrecognizedClientException,
+    # InvalidSignatureException.
+    from xml.sax.saxutils import escape
+    from moto.core import responses, exceptions
+    json_codes = {"InvalidClientTokenId": "UnrecognizedClientException",
+                  "SignatureDoesNotMatch": "InvalidSignatureException"}
+    authorize = responses.BaseResponse._authenticate_and_authorize_normal_action
+    def authorize_as_aws(self, resource="*", *args, **kwargs):
+        try:
+            return authorize(self, resource, *args, **kwargs)
+        except exceptions.AccessDeniedError as e:
+            # A refusal names the resource, as AWS's do; CloudWatch Logs answers it as
+            # AccessDeniedException (HTTP 400, JSON), STS and IAM as AccessDenied (403, XML).
+            message = e.message if resource == "*" else f"{e.message} on resource: {resource}"
+            if "X-Amz-Target" not in self.headers:
+                e.description = (
+                    "<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code>"
+                    "<Message>%s</Message></Error><RequestId>moto</RequestId></ErrorResponse>"
+                    % escape(message))
+                raise
+            err = exceptions.JsonRESTError("AccessDeniedException", message)
+            err.code = 400
+            raise err
+        except (exceptions.InvalidClientTokenIdError, exceptions.SignatureDoesNotMatchError) as e:
+            if "X-Amz-Target" not in self.headers:
+                e.description = (
+                    "<ErrorResponse><Error><Type>Sender</Type><Code>%s</Code>"
+                    "<Message>%s</Message></Error><RequestId>moto</RequestId></ErrorResponse>"
+                    % (e.error_type, escape(e.message)))
+                raise
+            err = exceptions.JsonRESTError(json_codes[e.error_type], e.message)
+            err.code = 400
+            raise err
+    responses.BaseResponse._authenticate_and_authorize_normal_action = authorize_as_aws
 print("PORT", port, json.dumps(admins) if admins else "{}", flush=True)
 sys.stdin.read()
 server.stop()
@@ -106,7 +143,14 @@ impl Moto {
     /// caller's policies. moto authorizes CloudWatch Logs calls against the resource `*`;
     /// here they are authorized against the ARN AWS names in its access-denied messages
     /// (`…:log-group:G:log-stream:S` for CreateLogStream and PutLogEvents, `…:log-group:G`
-    /// for calls about a group), so a policy's resource ARNs are evaluated too. Before enforcement starts, each of `accounts` gets a user `admin`
+    /// for calls about a group), so a policy's resource ARNs are evaluated too. An unknown
+    /// key or a wrong secret is answered as AWS answers it: STS and IAM
+    /// `InvalidClientTokenId`/`SignatureDoesNotMatch` (HTTP 403, XML in their shape),
+    /// CloudWatch Logs `UnrecognizedClientException`/`InvalidSignatureException` (HTTP 400,
+    /// JSON), and so is a refused action: `AccessDenied` (STS, IAM) and `AccessDeniedException`
+    /// (CloudWatch Logs), naming the resource. (moto alone gives EC2's XML shape to every
+    /// service.) Before enforcement
+    /// starts, each of `accounts` gets a user `admin`
     /// allowed everything; [`Moto::admin`] gives its key, [`Moto::python`] runs set-up
     /// scripts with them.
     pub fn start_enforcing_iam(accounts: &[&str]) -> Result<Moto, String> {

@@ -64,3 +64,49 @@ fn keys_actions_and_logs_resources_are_enforced() {
         assert!(out.contains(line), "{line}: {out}");
     }
 }
+
+const UNKNOWN_KEYS: &str = r#"
+import json, os, boto3, botocore
+url = os.environ["MOTO_URL"]
+key, secret = json.loads(os.environ["MOTO_ADMINS"])["123456789012"]
+def client(service, k, s):
+    return boto3.client(service, endpoint_url=url, region_name="us-east-1",
+                        aws_access_key_id=k, aws_secret_access_key=s)
+iam = client("iam", key, secret)
+iam.create_user(UserName="writer")
+gone = iam.create_access_key(UserName="writer")["AccessKey"]
+iam.delete_access_key(UserName="writer", AccessKeyId=gone["AccessKeyId"])
+calls = {
+    "logs deleted key": lambda: client("logs", gone["AccessKeyId"], gone["SecretAccessKey"])
+        .describe_log_groups(),
+    "logs wrong secret": lambda: client("logs", key, "wrong").describe_log_groups(),
+    "sts deleted key": lambda: client("sts", gone["AccessKeyId"], gone["SecretAccessKey"])
+        .get_caller_identity(),
+}
+for name, call in calls.items():
+    try:
+        call()
+        print(name, "allowed")
+    except botocore.exceptions.ClientError as e:
+        print(name, e.response["Error"]["Code"], e.response["ResponseMetadata"]["HTTPStatusCode"])
+"#;
+
+/// A deleted key and a wrong secret get the codes AWS gives: CloudWatch Logs (JSON) its
+/// own, STS (query) the XML ones.
+#[test]
+fn unknown_keys_get_each_service_s_own_error() {
+    let moto = Moto::start_enforcing_iam(&["123456789012"]).expect("moto");
+    let out = moto.python(UNKNOWN_KEYS, &[]).expect("script");
+    assert!(
+        out.contains("logs deleted key UnrecognizedClientException 400"),
+        "{out}"
+    );
+    assert!(
+        out.contains("logs wrong secret InvalidSignatureException 400"),
+        "{out}"
+    );
+    assert!(
+        out.contains("sts deleted key InvalidClientTokenId 403"),
+        "{out}"
+    );
+}

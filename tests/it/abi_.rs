@@ -10,21 +10,37 @@ fn base<'a>(extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
     p
 }
 
+/// Register fills in every field a host reads back, on each version's definition: v1.9.10
+/// and v4.1.2 do not zero it and have nothing after `description`; v5.x zeroes it and reads
+/// `event_type` (0: logs) and `config_map` (NULL: no map of the plugin's) after Register.
 #[test]
-fn registers_as_the_cloudwatch_output() {
-    let plugin = plugin();
-    assert_eq!(plugin.name, "cloudwatch");
-    assert!(!plugin.description.is_empty());
-    let (type_, proxy, event_type_untouched) = plugin.registration();
-    assert_eq!(
-        (type_, proxy),
-        (2, 11),
-        "FLB_PROXY_OUTPUT_PLUGIN, FLB_PROXY_GOLANG"
-    );
-    assert!(
-        event_type_untouched,
-        "event_type does not exist in v1.9.10 and must not be written"
-    );
+fn registers_as_the_cloudwatch_output_on_each_version() {
+    if is_child() {
+        let plugin = plugin();
+        assert_eq!(plugin.name, "cloudwatch");
+        assert!(!plugin.description.is_empty());
+        let r = plugin.registration();
+        assert_eq!(
+            (r.type_, r.proxy, r.flags),
+            (2, 11, 0),
+            "FLB_PROXY_OUTPUT_PLUGIN, FLB_PROXY_GOLANG, no flags"
+        );
+        assert!(
+            r.tail_as_expected,
+            "nothing written past description (up to v4.1.2); event_type logs and config_map NULL (v5.x)"
+        );
+        eprintln!("registered on {:?}", flb_host::host::host_kind());
+        return;
+    }
+    for kind in ["v1", "v4", "v5", "bare"] {
+        let out = run_child(
+            "abi_::registers_as_the_cloudwatch_output_on_each_version",
+            &[("FLB_HOST_KIND", kind)],
+        );
+        let log = stderr(&out);
+        assert!(out.status.success(), "{kind}:\n{log}");
+        assert!(log.contains("registered on "), "{kind}:\n{log}");
+    }
 }
 
 /// Each bad option fails Init with one error line that names it, its value and what is

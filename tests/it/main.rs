@@ -38,6 +38,9 @@ mod iam_;
 mod native_;
 /// Every option of the Go and C plugins against a real peer (moto, stub, fake ECS, proxy).
 mod options_;
+/// Rotated keys read again from their source (file, profile, credential_process) without a
+/// restart; a broken source keeps the last good key.
+mod rotate_;
 /// Which of Fluent Bit's threads flushes, and a stop signal that ends a flush's waits.
 mod threads_;
 /// The guide's cross-account steps, run with the AWS CLI against moto's enforced IAM.

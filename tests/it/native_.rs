@@ -1,5 +1,5 @@
 //! Native to Fluent Bit (issue 15): on a host that offers its logger and metrics (Fluent
-//! Bit >= 2.0, played by flb-host's `v5` kind), the plugin's lines go through `flb_log_print`
+//! Bit >= 2.0, played by flb-host's `v4` and `v5` kinds), the plugin's lines go through `flb_log_print`
 //! at the instance's `log_level` and its counters into the instance's cmetrics context; on
 //! v1.9.10 and on a host that exports nothing, everything is as before.
 
@@ -112,75 +112,84 @@ fn delivered(stub: &Stub) -> usize {
     stub.all_events().len()
 }
 
+/// Fluent Bit v4.1.2 and v5.1.1 (the nine-field flb_api, the exports of >= 2.0; each with
+/// its own instance layout and Register definition): lines through the host, counters in the
+/// instance's cmetrics context.
 #[test]
-fn a_v5_host_gets_the_lines_at_the_instance_level_and_the_counters() {
+fn v4_1_and_v5_hosts_get_the_lines_at_the_instance_level_and_the_counters() {
     if is_child() {
         return child();
     }
-    let (stub, log) = run(
-        "native_::a_v5_host_gets_the_lines_at_the_instance_level_and_the_counters",
-        "v5",
-        "info",
-    );
-    assert_eq!(delivered(&stub), 13, "8 + 5 stored, 2 rejected as too old");
-    // Every line of ours went through the host, with its level; none on our own stderr.
-    let ours: Vec<&str> = log
-        .lines()
-        .filter(|l| l.contains("[output:cloudwatch:"))
-        .collect();
-    assert!(!ours.is_empty());
-    for line in &ours {
-        assert!(line.starts_with("[host:"), "not through the host: {line}");
-    }
-    assert!(
-        ours.iter()
-            .any(|l| l
+    for kind in ["v4", "v5"] {
+        let (stub, log) = run(
+            "native_::v4_1_and_v5_hosts_get_the_lines_at_the_instance_level_and_the_counters",
+            kind,
+            "info",
+        );
+        assert_eq!(
+            delivered(&stub),
+            13,
+            "{kind}: 8 + 5 stored, 2 rejected as too old"
+        );
+        // Every line of ours went through the host, with its level; none on our own stderr.
+        let ours: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains("[output:cloudwatch:"))
+            .collect();
+        assert!(!ours.is_empty(), "{kind}");
+        for line in &ours {
+            assert!(line.starts_with("[host:"), "not through the host: {line}");
+        }
+        assert!(
+            ours.iter().any(|l| l
                 .starts_with("[host:info] [output:cloudwatch:cloudwatch.0] region=ap-northeast-1")),
-        "{log}"
-    );
-    assert!(
-        ours.iter().any(|l| l.starts_with("[host:warn] [output:cloudwatch:cloudwatch.0] CloudWatch rejected 2 event(s) of tag 'app'")),
-        "{log}"
-    );
-    assert!(
-        ours.iter().any(|l| l.starts_with("[host:error] [output:cloudwatch:cloudwatch.0] PutLogEvents to group '/g' stream 's' failed: ServiceUnavailableException")),
-        "{log}"
-    );
-    assert!(
-        ours.iter().any(|l| l
-            .starts_with("[host:info] [output:cloudwatch:cloudwatch.0] exit: sent 13 event(s)")),
-        "{log}"
-    );
-    assert_eq!(
-        ours.iter()
-            .filter(|l| l.contains("CloudWatch rejected 2 event(s)"))
-            .count(),
-        1,
-        "each line once"
-    );
-    let c = counters(&log);
-    let name = r#"name="cloudwatch.0""#;
-    let get = |metric: &str, reason: Option<&str>| {
-        let labels = match reason {
-            Some(r) => format!(r#"{name},reason="{r}""#),
-            None => name.to_owned(),
+            "{log}"
+        );
+        assert!(
+            ours.iter().any(|l| l.starts_with("[host:warn] [output:cloudwatch:cloudwatch.0] CloudWatch rejected 2 event(s) of tag 'app'")),
+            "{log}"
+        );
+        assert!(
+            ours.iter().any(|l| l.starts_with("[host:error] [output:cloudwatch:cloudwatch.0] PutLogEvents to group '/g' stream 's' failed: ServiceUnavailableException")),
+            "{log}"
+        );
+        assert!(
+            ours.iter().any(|l| l.starts_with(
+                "[host:info] [output:cloudwatch:cloudwatch.0] exit: sent 13 event(s)"
+            )),
+            "{log}"
+        );
+        assert_eq!(
+            ours.iter()
+                .filter(|l| l.contains("CloudWatch rejected 2 event(s)"))
+                .count(),
+            1,
+            "each line once"
+        );
+        let c = counters(&log);
+        let name = r#"name="cloudwatch.0""#;
+        let get = |metric: &str, reason: Option<&str>| {
+            let labels = match reason {
+                Some(r) => format!(r#"{name},reason="{r}""#),
+                None => name.to_owned(),
+            };
+            c.get(&format!("fluentbit_cloudwatch_{metric}{{{labels}}}"))
+                .copied()
+                .unwrap_or_else(|| panic!("no {metric} {reason:?} in {c:#?}"))
         };
-        c.get(&format!("fluentbit_cloudwatch_{metric}{{{labels}}}"))
-            .copied()
-            .unwrap_or_else(|| panic!("no {metric} {reason:?} in {c:#?}"))
-    };
-    assert_eq!(get("events_delivered_total", None), 13);
-    assert_eq!(get("bytes_delivered_total", None), 2 * 5 + 8 * 5 + 5 * 7);
-    assert_eq!(get("requests_total", None), 2);
-    assert_eq!(get("events_rejected_total", Some("too_old")), 2);
-    assert_eq!(get("events_rejected_total", Some("too_new")), 0);
-    assert_eq!(get("records_skipped_total", Some("missing_log_key")), 1);
-    assert_eq!(get("records_skipped_total", Some("bad_timestamp")), 0);
-    assert_eq!(get("throttled_total", None), 1);
-    assert_eq!(get("retries_total", None), 1);
-    assert_eq!(get("flush_retries_total", None), 1);
-    assert_eq!(get("credential_refreshes_total", None), 0);
-    assert_eq!(get("requests_not_resent_total", None), 0);
+        assert_eq!(get("events_delivered_total", None), 13);
+        assert_eq!(get("bytes_delivered_total", None), 2 * 5 + 8 * 5 + 5 * 7);
+        assert_eq!(get("requests_total", None), 2);
+        assert_eq!(get("events_rejected_total", Some("too_old")), 2);
+        assert_eq!(get("events_rejected_total", Some("too_new")), 0);
+        assert_eq!(get("records_skipped_total", Some("missing_log_key")), 1);
+        assert_eq!(get("records_skipped_total", Some("bad_timestamp")), 0);
+        assert_eq!(get("throttled_total", None), 1);
+        assert_eq!(get("retries_total", None), 1);
+        assert_eq!(get("flush_retries_total", None), 1);
+        assert_eq!(get("credential_refreshes_total", None), 0);
+        assert_eq!(get("requests_not_resent_total", None), 0);
+    }
 }
 
 /// `log_level error` on the instance: warnings and info lines are not printed at all.

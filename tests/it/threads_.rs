@@ -24,7 +24,7 @@ fn options<'a>(extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
 }
 
 /// With `workers` unset, Fluent Bit would flush a Go-ABI output on its engine thread: the
-/// plugin sets `workers 1` at Init, on the v1.9.10 and v5.1.1 hosts alike, and the host
+/// plugin sets `workers 1` at Init, on the v1.9.10, v4.1.2 and v5.1.1 hosts alike, and the host
 /// then flushes on the output's worker thread. A `workers N` that the `[OUTPUT]` sets is
 /// kept. A host without the setter keeps the engine thread, and Init says so. Before: every
 /// flush on `flb-pipeline`.
@@ -56,7 +56,7 @@ fn flushes_run_on_a_worker_thread_unless_the_host_cannot_say() {
         }
         return;
     }
-    for kind in ["v1", "v5", "bare"] {
+    for kind in ["v1", "v4", "v5", "bare"] {
         let log = stderr(&run_child(
             "threads_::flushes_run_on_a_worker_thread_unless_the_host_cannot_say",
             &[("FLB_HOST_KIND", kind)],
