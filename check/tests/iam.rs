@@ -13,6 +13,7 @@ use serde_json::Value;
 
 const SOURCE: &str = "111111111111";
 const DEST: &str = "222222222222";
+const ROLE: &str = "arn:aws:iam::222222222222:role/firelens-cross-account";
 const REGION: &str = "ap-northeast-1";
 const TASK_ID: &str = "0123456789abcdef0123456789abcdef";
 
@@ -548,10 +549,11 @@ fn the_printed_documents_pass_and_each_missing_action_fails_the_send_step() {
     let (code, stdout, stderr) = run();
     let context = format!("--- stdout\n{stdout}--- stderr\n{stderr}");
     assert_eq!(code, Some(1), "{context}");
-    // moto's refusal has a body the SDK reads no code from (AWS's says AccessDenied): the
-    // check goes by its status, 403.
+    // STS's refusal, as AWS words it (flb_host::moto gives moto's the AWS shape).
     assert!(
-        stdout.contains("✗ assume role: HTTP 403 from STS, with no error code AWS's SDK could read\n  hint: STS refused AssumeRole (HTTP 403, as for AccessDenied)"),
+        stdout.contains(&format!(
+            "✗ assume role: AccessDenied: User: arn:aws:iam::111111111111:user/httpd-task is not authorized to perform: sts:AssumeRole on resource: {ROLE}\n  hint: the role's trust policy"
+        )),
         "{context}"
     );
     assert!(stdout.contains("--print-iam prints both"), "{context}");
