@@ -231,15 +231,25 @@ fn the_example_documents_deliver_and_each_action_is_needed() {
         let policy = for_moto(&permissions, Some(action)).to_string();
         setup(&moto, "permissions", &[("POLICY", &policy)]);
         let log = flush(name, &moto, &keys, "retry");
-        // moto answers a refusal with an XML body the SDK cannot read as CloudWatch's JSON
-        // (AWS answers `AccessDeniedException`); the plugin knows it by its status, 403.
+        // CloudWatch's refusal, AccessDeniedException (flb_host::moto gives moto's refusal
+        // AWS's shape), naming the action and the resource.
         let line = log
             .lines()
             .find(|l| l.contains("] [error] [") && l.contains("lacks a permission"))
             .unwrap_or_else(|| panic!("without {action}: no access error line:\n{log}"));
         let operation = action.trim_start_matches("logs:");
+        let resource = if operation == "CreateLogGroup" {
+            format!("log-group:{GROUP}")
+        } else {
+            format!("log-group:{GROUP}:log-stream:{TASK_ID}")
+        };
         for part in [
-            format!("{operation} to group '{GROUP}' stream '{TASK_ID}' failed: "),
+            format!(
+                "{operation} to group '{GROUP}' stream '{TASK_ID}' failed: AccessDeniedException: "
+            ),
+            format!(
+                "is not authorized to perform: {action} on resource: arn:aws:logs:{REGION}:{DEST_ACCOUNT}:{resource}"
+            ),
             format!("its policy must allow {action} on group '{GROUP}' stream '{TASK_ID}'"),
             ROLE_ARN.to_owned(),
         ] {
