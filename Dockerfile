@@ -28,9 +28,10 @@
 # bookworm would need glibc 2.34, too new for 2.x). The stage runs on the platform being
 # built: with buildx, the arm64 library is built by the same script with the aarch64 target
 # on an arm64 builder (a native node, or QEMU emulation, which is slow).
-# Not built here (no Docker engine); the script itself was run for both architectures.
-# scripts/check-dockerfile.sh (run by .ci/run) checks the default image and the stages'
-# wiring without one.
+# Not built here (no Docker engine); CI runs the same script for both architectures (the
+# arm64 library tested under emulation: scripts/arm64-test.sh). scripts/check-dockerfile.sh
+# (run by .ci/run) checks the default image and the stages' wiring without one, among them
+# that one `scripts/dist.sh --arch "${TARGETARCH}"` call makes every platform's library.
 
 ARG FLAVOR=aws
 ARG AWS_FOR_FLUENT_BIT_IMAGE=public.ecr.aws/aws-observability/aws-for-fluent-bit:3.5.10

@@ -8,7 +8,19 @@ use std::process::Command;
 
 fn main() {
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR"));
-    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".to_owned());
+    // The C compiler for the target, looked up as the `cc` crate does: a cross build (the
+    // aarch64 tests of scripts/arm64-test.sh, under cargo-zigbuild) names one per target.
+    let target = std::env::var("TARGET").unwrap_or_default();
+    let vars = [
+        format!("CC_{target}"),
+        format!("CC_{}", target.replace('-', "_")),
+        "TARGET_CC".to_owned(),
+        "CC".to_owned(),
+    ];
+    let cc = vars
+        .iter()
+        .find_map(|var| std::env::var(var).ok())
+        .unwrap_or_else(|| "cc".to_owned());
     // The byte of the output instance that holds its worker count (`tp_workers`), per
     // version (host.rs, `InstanceLayout`).
     for (name, defines) in [
@@ -33,5 +45,7 @@ fn main() {
         assert!(status.success(), "cc failed for {name}");
     }
     println!("cargo:rerun-if-changed=csrc/host_symbols.c");
-    println!("cargo:rerun-if-env-changed=CC");
+    for var in &vars {
+        println!("cargo:rerun-if-env-changed={var}");
+    }
 }

@@ -9,6 +9,9 @@
 //! - x86-64: 32 bytes at a time with AVX2 when the CPU has it (detected at run time, once,
 //!   by std), else 16 at a time with SSE2 (part of x86-64 itself); strings shorter than one
 //!   block take the scalar path.
+//! - aarch64: 16 bytes at a time with NEON (part of every aarch64 CPU that Linux runs on,
+//!   and detected the same way: std answers at compile time where the target has it);
+//!   strings shorter than one block take the scalar path.
 //! - anything else: the scalar path, eight bytes per word with bit arithmetic.
 //!
 //! # Safety
@@ -20,7 +23,9 @@
 //!   the one before it instead of reading past the end);
 //! - calling the function compiled for AVX2 only after `is_x86_feature_detected!("avx2")`
 //!   said the CPU has it;
-//! - calling the function compiled for SSE2, which every x86-64 CPU has.
+//! - calling the function compiled for SSE2, which every x86-64 CPU has;
+//! - calling the function compiled for NEON only after `is_aarch64_feature_detected!("neon")`
+//!   said the CPU has it.
 //!
 //! Nothing is written through a pointer, nothing is stored, and the callback is plain safe
 //! code. Tests compare every path with a byte-by-byte definition (proptest, and every special
@@ -50,6 +55,13 @@ pub fn specials(bytes: &[u8], mut special: impl FnMut(usize)) -> bool {
         if bytes.len() >= x86::SSE2_BLOCK {
             // SAFETY: SSE2 is part of every x86-64 CPU; the slice holds a whole block.
             return unsafe { x86::sse2(bytes, &mut special) };
+        }
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        if bytes.len() >= neon::BLOCK && std::arch::is_aarch64_feature_detected!("neon") {
+            // SAFETY: the CPU has NEON (just checked), and the slice holds a whole block.
+            return unsafe { neon::neon(bytes, &mut special) };
         }
     }
     scalar(bytes, &mut special)
@@ -231,6 +243,78 @@ mod x86 {
     }
 }
 
+/// The path of aarch64. NEON has no `movemask`: a block's comparison (0x00 or 0xff per
+/// byte) is narrowed to four bits per byte (`shrn`), of which one is kept, so that a block's
+/// special bytes are one bit each in a `u64`, every fourth bit; the callback runs once per
+/// set bit, as on x86-64.
+#[cfg(target_arch = "aarch64")]
+mod neon {
+    use std::arch::aarch64::*;
+
+    pub(super) const BLOCK: usize = 16;
+
+    /// One bit per byte of a narrowed mask: the top bit of each byte's nibble.
+    const NIBBLE_TOPS: u64 = 0x8888_8888_8888_8888;
+
+    /// Calls `special` for each set bit of `mask` (byte `i` of the block is bit `4 * i + 3`),
+    /// as an offset from `base`.
+    #[inline(always)]
+    fn each(base: usize, mut mask: u64, special: &mut impl FnMut(usize)) {
+        while mask != 0 {
+            special(base + (mask.trailing_zeros() / 4) as usize);
+            mask &= mask - 1;
+        }
+    }
+
+    /// The special bytes of a 16-byte block (bit `4 * i + 3` for byte `i`), and the block.
+    #[target_feature(enable = "neon")]
+    #[inline]
+    fn block16(bytes: &[u8], at: usize) -> (u64, uint8x16_t) {
+        assert!(at + BLOCK <= bytes.len());
+        // SAFETY: `bytes[at..at + 16]` is inside the slice (asserted above, and the callers
+        // only ask for such blocks, so the check folds away); `vld1q_u8` needs no alignment.
+        let v = unsafe { vld1q_u8(bytes.as_ptr().add(at)) };
+        let quote = vceqq_u8(v, vdupq_n_u8(b'"'));
+        let backslash = vceqq_u8(v, vdupq_n_u8(b'\\'));
+        // NEON compares unsigned bytes directly: `v < 0x20`.
+        let control = vcltq_u8(v, vdupq_n_u8(0x20));
+        let found = vorrq_u8(vorrq_u8(quote, backslash), control);
+        // Each 16-bit lane shifted right by 4 and narrowed to 8 bits keeps the high nibble
+        // of its low byte and the low nibble of its high byte: byte `i` of the block becomes
+        // bits `4 * i .. 4 * i + 4` of the 64-bit result, all set or all clear.
+        let narrowed = vshrn_n_u16::<4>(vreinterpretq_u16_u8(found));
+        let nibbles = vget_lane_u64::<0>(vreinterpret_u64_u8(narrowed));
+        (nibbles & NIBBLE_TOPS, v)
+    }
+
+    /// 16 bytes at a time. `bytes` holds 16 bytes or more.
+    ///
+    /// Safe to call only where NEON is known to be there: after
+    /// `is_aarch64_feature_detected!("neon")` (the caller's `unsafe` block says so).
+    #[target_feature(enable = "neon")]
+    #[inline]
+    pub(super) fn neon(bytes: &[u8], special: &mut impl FnMut(usize)) -> bool {
+        let len = bytes.len();
+        debug_assert!(len >= BLOCK);
+        let mut high = vdupq_n_u8(0);
+        let mut at = 0;
+        while at + BLOCK <= len {
+            let (mask, v) = block16(bytes, at);
+            high = vorrq_u8(high, v);
+            each(at, mask, special);
+            at += BLOCK;
+        }
+        if at < len {
+            // The last 16 bytes, without those already seen (four mask bits a byte).
+            let from = len - BLOCK;
+            let (mask, v) = block16(bytes, from);
+            high = vorrq_u8(high, v);
+            each(from, mask & (!0u64 << (4 * (at - from))), special);
+        }
+        vmaxvq_u8(high) >= 0x80
+    }
+}
+
 /// One way to run [`specials`], for tests, fuzzing and benches to compare.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Path {
@@ -239,11 +323,16 @@ pub enum Path {
     Sse2,
     #[cfg(target_arch = "x86_64")]
     Avx2,
+    #[cfg(target_arch = "aarch64")]
+    Neon,
 }
 
 impl Path {
     /// The paths this CPU can run, [`Path::Scalar`] first.
-    #[cfg_attr(not(target_arch = "x86_64"), allow(unused_mut))]
+    #[cfg_attr(
+        not(any(target_arch = "x86_64", target_arch = "aarch64")),
+        allow(unused_mut)
+    )]
     pub fn available() -> Vec<Path> {
         let mut paths = vec![Path::Scalar];
         #[cfg(target_arch = "x86_64")]
@@ -252,6 +341,10 @@ impl Path {
             if std::is_x86_feature_detected!("avx2") {
                 paths.push(Path::Avx2);
             }
+        }
+        #[cfg(target_arch = "aarch64")]
+        if std::arch::is_aarch64_feature_detected!("neon") {
+            paths.push(Path::Neon);
         }
         paths
     }
@@ -263,11 +356,14 @@ impl Path {
             Path::Sse2 => "sse2",
             #[cfg(target_arch = "x86_64")]
             Path::Avx2 => "avx2",
+            #[cfg(target_arch = "aarch64")]
+            Path::Neon => "neon",
         }
     }
 
     /// [`specials`] on this path only. A string shorter than the path's block takes the
-    /// scalar path, as in [`specials`]; so does [`Path::Avx2`] on a CPU without AVX2.
+    /// scalar path, as in [`specials`]; so does [`Path::Avx2`] on a CPU without AVX2 (and
+    /// `Path::Neon` on one without NEON).
     pub fn run(self, bytes: &[u8], mut special: impl FnMut(usize)) -> bool {
         match self {
             #[cfg(target_arch = "x86_64")]
@@ -281,6 +377,14 @@ impl Path {
             {
                 // SAFETY: the CPU has AVX2 (just checked), and the slice holds a whole block.
                 unsafe { x86::avx2(bytes, &mut special) }
+            }
+            #[cfg(target_arch = "aarch64")]
+            Path::Neon
+                if bytes.len() >= neon::BLOCK
+                    && std::arch::is_aarch64_feature_detected!("neon") =>
+            {
+                // SAFETY: the CPU has NEON (just checked), and the slice holds a whole block.
+                unsafe { neon::neon(bytes, &mut special) }
             }
             _ => scalar(bytes, &mut special),
         }
@@ -350,6 +454,16 @@ mod tests {
         #[cfg(target_arch = "x86_64")]
         assert!(Path::available().contains(&Path::Sse2));
         assert_eq!(Path::available()[0].name(), "scalar");
+    }
+
+    /// Every aarch64 CPU that Linux runs on has NEON (the emulator's too): the vector path
+    /// is there, so `specials` takes it and the tests above compare it.
+    #[cfg(target_arch = "aarch64")]
+    #[test]
+    fn aarch64_has_the_neon_path() {
+        assert_eq!(Path::available(), [Path::Scalar, Path::Neon]);
+        assert_eq!(Path::Neon.name(), "neon");
+        assert!(std::arch::is_aarch64_feature_detected!("neon"));
     }
 
     proptest::proptest! {

@@ -1,7 +1,8 @@
 //! Arbitrary bytes through every path of the escaping scan (`scan::Path::available()`:
-//! scalar, SSE2, AVX2 where the CPU has it) and through `scan::specials`, each at every
-//! offset of the first 32 bytes (so that blocks fall at every alignment): each must find
-//! exactly the special bytes and the non-ASCII answer of the byte-by-byte definition.
+//! scalar, SSE2, AVX2 where the CPU has it; scalar and NEON on aarch64) and through
+//! `scan::specials`, each at every offset of the first 32 bytes (so that blocks fall at
+//! every alignment): each must find exactly the special bytes and the non-ASCII answer of
+//! the byte-by-byte definition.
 
 #![no_main]
 

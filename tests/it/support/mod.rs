@@ -16,6 +16,11 @@ pub const REGION: &str = "ap-northeast-1";
 
 const CHILD_VAR: &str = "FLB_TEST_CHILD";
 
+/// The program that runs this test binary when it is not the machine's own (an emulator:
+/// scripts/arm64-test.sh sets it to `qemu-aarch64` with Cargo's target runner); children
+/// are run through it too, since the kernel cannot run such a binary by itself.
+const RUNNER_VAR: &str = "FLB_TEST_RUNNER";
+
 /// Whether this process is the child half of a test (see [`run_child`]).
 pub fn is_child() -> bool {
     std::env::var_os(CHILD_VAR).is_some()
@@ -33,7 +38,14 @@ pub fn var(name: &str) -> String {
 /// Returns the child's output; its stderr holds the plugin's log lines.
 pub fn run_child(name: &str, vars: &[(&str, &str)]) -> Output {
     let exe = std::env::current_exe().expect("test binary");
-    let mut cmd = Command::new(exe);
+    let mut cmd = match std::env::var_os(RUNNER_VAR) {
+        Some(runner) => {
+            let mut cmd = Command::new(runner);
+            cmd.arg(exe);
+            cmd
+        }
+        None => Command::new(exe),
+    };
     cmd.args([name, "--exact", "--nocapture", "--test-threads=1"]);
     flb_host::cloud::task_environment(&mut cmd);
     cmd.env(CHILD_VAR, "1");
