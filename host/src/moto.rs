@@ -304,23 +304,33 @@ pub const AWS_CLI_VERSION: &str = "1.46.3";
 /// The `aws` command of `target/awscli-venv`, after installing the AWS CLI into it if needed
 /// (a venv of its own: the CLI pins a botocore that moto's boto3 does not take).
 pub fn ensure_aws_cli() -> Result<PathBuf, String> {
+    let venv = ensure_venv("awscli-venv", &format!("awscli=={AWS_CLI_VERSION}"))?;
+    Ok(venv.join("bin/aws"))
+}
+
+/// The venv's python, after installing moto into it if needed.
+pub fn ensure_installed() -> Result<PathBuf, String> {
+    let venv = ensure_venv("moto-venv", &format!("moto[server]=={MOTO_VERSION}"))?;
+    Ok(venv.join("bin/python"))
+}
+
+/// `target/<name>`, a virtualenv with `requirement` (`package==version`) installed, made the
+/// first time under a file lock (so parallel test processes install it once) and marked done
+/// only once pip succeeded.
+fn ensure_venv(name: &str, requirement: &str) -> Result<PathBuf, String> {
     let target = crate::target_dir();
-    let venv = target.join("awscli-venv");
-    let aws = venv.join("bin/aws");
-    let marker = venv.join(format!(".awscli-{AWS_CLI_VERSION}"));
+    let venv = target.join(name);
+    let marker = venv.join(format!(".{}", requirement.replace("==", "-")));
     if marker.exists() {
-        return Ok(aws);
+        return Ok(venv);
     }
     fs::create_dir_all(&target).map_err(|e| e.to_string())?;
-    let lock = File::create(target.join("awscli-venv.lock")).map_err(|e| e.to_string())?;
+    let lock = File::create(target.join(format!("{name}.lock"))).map_err(|e| e.to_string())?;
     lock.lock().map_err(|e| e.to_string())?;
     if marker.exists() {
-        return Ok(aws);
+        return Ok(venv);
     }
-    eprintln!(
-        "installing awscli=={AWS_CLI_VERSION} into {} (once)",
-        venv.display()
-    );
+    eprintln!("installing {requirement} into {} (once)", venv.display());
     run(Command::new("python3")
         .args(["-m", "venv", "--clear"])
         .arg(&venv))?;
@@ -332,44 +342,9 @@ pub fn ensure_aws_cli() -> Result<PathBuf, String> {
             "--quiet",
             "--disable-pip-version-check",
         ])
-        .arg(format!("awscli=={AWS_CLI_VERSION}")))?;
+        .arg(requirement))?;
     File::create(&marker).map_err(|e| e.to_string())?;
-    Ok(aws)
-}
-
-/// The venv's python, after installing moto into it if needed.
-pub fn ensure_installed() -> Result<PathBuf, String> {
-    let target = crate::target_dir();
-    let venv = target.join("moto-venv");
-    let python = venv.join("bin/python");
-    let marker = venv.join(format!(".moto-{MOTO_VERSION}"));
-    if marker.exists() {
-        return Ok(python);
-    }
-    fs::create_dir_all(&target).map_err(|e| e.to_string())?;
-    let lock = File::create(target.join("moto-venv.lock")).map_err(|e| e.to_string())?;
-    lock.lock().map_err(|e| e.to_string())?;
-    if marker.exists() {
-        return Ok(python);
-    }
-    eprintln!(
-        "installing moto[server]=={MOTO_VERSION} into {} (once)",
-        venv.display()
-    );
-    run(Command::new("python3")
-        .args(["-m", "venv", "--clear"])
-        .arg(&venv))?;
-    run(Command::new(&python)
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-        ])
-        .arg(format!("moto[server]=={MOTO_VERSION}")))?;
-    File::create(&marker).map_err(|e| e.to_string())?;
-    Ok(python)
+    Ok(venv)
 }
 
 fn run(cmd: &mut Command) -> Result<(), String> {
