@@ -30,7 +30,7 @@
 //!    signal ends the flushes' waits) and [`log`] (Fluent Bit–style log lines).
 //!
 //! Invariants: `unsafe_code` is denied everywhere but [`abi`] and [`scan`] (the escaping
-//! scan's vector loads, each inside its slice; AVX2 only where detected); no panic crosses
+//! scan's vector loads, each inside its slice; AVX2 or NEON only where detected); no panic crosses
 //! the C boundary; no record is dropped without a counted, logged reason; nothing deep or
 //! big runs on Fluent Bit's stack.
 
