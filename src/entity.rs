@@ -169,15 +169,16 @@ pub struct Entities {
 }
 
 impl Entities {
-    /// The number of `entity`, given it if new.
-    pub fn id(&mut self, entity: Entity) -> u32 {
-        if let Some(id) = self.ids.get(&entity) {
+    /// The number of `entity`, given it if new (copied only then: most records of a chunk
+    /// repeat an entity already numbered).
+    pub fn id(&mut self, entity: &Entity) -> u32 {
+        if let Some(id) = self.ids.get(entity) {
             return *id;
         }
         self.list.push(entity.clone());
         // A chunk has fewer records than u32::MAX; saturate rather than wrap.
         let id = u32::try_from(self.list.len()).unwrap_or(u32::MAX);
-        self.ids.insert(entity, id);
+        self.ids.insert(entity.clone(), id);
         id
     }
 
@@ -773,8 +774,8 @@ mod tests {
         assert_eq!(v["entity"]["keyAttributes"]["Name"], "a\"b\\c\n");
         let mut entities = Entities::default();
         assert_eq!(entities.get(0), None);
-        assert_eq!(entities.id(e.clone()), 1);
-        assert_eq!(entities.id(e.clone()), 1);
+        assert_eq!(entities.id(&e), 1);
+        assert_eq!(entities.id(&e), 1);
         assert_eq!(entities.get(1), Some(&e));
         assert_eq!(entities.len(), 1);
     }

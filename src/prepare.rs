@@ -157,7 +157,7 @@ pub fn prepare_with(
             }
             match &found.entity {
                 Some(e) => {
-                    entity = p.entities.id(e.clone());
+                    entity = p.entities.id(e);
                     found.strip(record.body, &mut stripped);
                     &stripped[..]
                 }
