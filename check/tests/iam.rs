@@ -9,6 +9,7 @@ use std::process::{Command, Output};
 
 use flb_host::fake::JsonServer;
 use flb_host::moto::Moto;
+use flb_host::policy::without_action;
 use serde_json::Value;
 
 const SOURCE: &str = "111111111111";
@@ -404,27 +405,6 @@ if "POLICY" in os.environ:
                         PolicyDocument=os.environ["POLICY"])
 "#;
 
-/// The permission policy as printed, without `action`.
-fn for_moto(policy: &Value, without: Option<&str>) -> String {
-    let mut p = policy.clone();
-    let statements = p["Statement"].as_array_mut().expect("statements");
-    for s in statements.iter_mut() {
-        let actions: Vec<Value> = match &s["Action"] {
-            Value::String(a) => vec![Value::from(a.as_str())],
-            Value::Array(list) => list.clone(),
-            _ => Vec::new(),
-        };
-        s["Action"] = Value::Array(
-            actions
-                .into_iter()
-                .filter(|a| a.as_str() != without)
-                .collect(),
-        );
-    }
-    statements.retain(|s| s["Action"].as_array().is_some_and(|a| !a.is_empty()));
-    p.to_string()
-}
-
 /// Under moto's enforced IAM, the check of the example task definition (its endpoints
 /// pointed at moto with `-p`) passes every step with the printed documents; without any one
 /// action of the permission policy the send step fails with the plugin's line and a hint
@@ -498,7 +478,7 @@ fn the_printed_documents_pass_and_each_missing_action_fails_the_send_step() {
     ] {
         setup(&[
             ("STEP", "policy"),
-            ("POLICY", &for_moto(&permissions, Some(action))),
+            ("POLICY", &without_action(&permissions, action).to_string()),
         ]);
         let (code, stdout, stderr) = run();
         let context = format!("without {action}:\n--- stdout\n{stdout}--- stderr\n{stderr}");
@@ -524,10 +504,7 @@ fn the_printed_documents_pass_and_each_missing_action_fails_the_send_step() {
         );
     }
 
-    setup(&[
-        ("STEP", "policy"),
-        ("POLICY", &for_moto(&permissions, None)),
-    ]);
+    setup(&[("STEP", "policy"), ("POLICY", &permissions.to_string())]);
     let (code, stdout, stderr) = run();
     let context = format!("--- stdout\n{stdout}--- stderr\n{stderr}");
     assert_eq!(code, Some(0), "{context}");

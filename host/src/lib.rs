@@ -6,7 +6,8 @@
 //!   exit, ExitCtx as upstream v1.9.10 calls it (every call with the last Init's context).
 //! - [`moto`]: installs moto into a virtualenv under `target/` (once) and runs it on a free
 //!   loopback port; [`cloud`] reads back what landed there, per account.
-//! - [`msgpack`]: writes chunks the way Fluent Bit encodes them.
+//! - [`msgpack`]: writes chunks the way Fluent Bit encodes them; [`policy`]: takes IAM
+//!   policies apart for the IAM tests.
 //! - [`stub`]: a CloudWatch Logs stand-in for faults moto cannot produce; [`fake`]: an ECS
 //!   metadata / credentials endpoint and a recording forward proxy.
 
@@ -15,6 +16,7 @@ pub mod fake;
 pub mod host;
 pub mod moto;
 pub mod msgpack;
+pub mod policy;
 pub mod stub;
 
 /// The workspace's `target` directory.

@@ -27,6 +27,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use crate::support::*;
 use flb_host::fake::JsonServer;
 use flb_host::msgpack::{Format, Writer};
+use flb_host::policy::{actions, without_action};
 use serde_json::Value;
 
 const SOURCE: &str = "111111111111";
@@ -58,37 +59,6 @@ fn options(url: &str) -> Vec<(String, String)> {
     out.push(("endpoint".into(), url.into()));
     out.push(("sts_endpoint".into(), url.into()));
     out
-}
-
-/// The actions of the permission policy, in its order.
-fn actions(policy: &Value) -> Vec<String> {
-    let mut out = Vec::new();
-    for s in policy["Statement"].as_array().expect("statements") {
-        match &s["Action"] {
-            Value::String(a) => out.push(a.clone()),
-            Value::Array(list) => {
-                out.extend(list.iter().filter_map(|a| a.as_str().map(str::to_owned)))
-            }
-            _ => panic!("no Action in {s}"),
-        }
-    }
-    out
-}
-
-/// `policy` without `action`.
-fn for_moto(policy: &Value, without: Option<&str>) -> Value {
-    let mut p = policy.clone();
-    let statements = p["Statement"].as_array_mut().expect("statements");
-    for s in statements.iter_mut() {
-        let kept: Vec<Value> = actions(&serde_json::json!({"Statement": [s.clone()]}))
-            .into_iter()
-            .filter(|a| Some(a.as_str()) != without)
-            .map(Value::from)
-            .collect();
-        s["Action"] = Value::Array(kept);
-    }
-    statements.retain(|s| s["Action"].as_array().is_some_and(|a| !a.is_empty()));
-    p
 }
 
 /// Creates the principals (see the module's doc) and prints the user's key; `POLICY`
@@ -228,7 +198,7 @@ fn the_example_documents_deliver_and_each_action_is_needed() {
         ]
     );
     for action in &all {
-        let policy = for_moto(&permissions, Some(action)).to_string();
+        let policy = without_action(&permissions, action).to_string();
         setup(&moto, "permissions", &[("POLICY", &policy)]);
         let log = flush(name, &moto, &keys, "retry");
         // CloudWatch's refusal, AccessDeniedException (flb_host::moto gives moto's refusal
@@ -260,7 +230,7 @@ fn the_example_documents_deliver_and_each_action_is_needed() {
         }
     }
 
-    let policy = for_moto(&permissions, None).to_string();
+    let policy = permissions.to_string();
     setup(&moto, "permissions", &[("POLICY", &policy)]);
     let log = flush(name, &moto, &keys, "ok");
     assert!(!log.contains("] [error] ["), "{log}");
