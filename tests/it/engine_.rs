@@ -470,9 +470,14 @@ fn a_refused_role_duration_falls_back_to_one_hour() {
     );
 }
 
-/// Four 2 MB chunks flushed at once, then a pause: the memory their flushes freed goes
-/// back to the system. (It stayed in the flush threads' malloc arenas before: a sidecar
-/// kept its burst's peak for good, 16 MiB anonymous in the e2e bench's four-thread run.)
+/// Four 2 MB chunks flushed at once, twice, then a pause: most of the memory the flushes
+/// took goes back to the system. Before, it stayed in the flush threads' malloc arenas:
+/// glibc's `malloc_trim` gives back what is free inside an arena but not the free end (the
+/// *top*) of a thread's arena, where a flush's big buffers landed depending on the order they
+/// were allocated in — under CPU load most of the time (this test failed in CI and in five
+/// of eight runs beside four busy loops: 10.6 of the burst's ~13 MiB kept for a minute).
+/// Big blocks are now mappings of their own (`allocator`), given back when freed; the
+/// small ones are trimmed once flushes pause.
 #[test]
 fn a_burst_s_memory_is_given_back_once_it_pauses() {
     if is_child() {
@@ -485,22 +490,36 @@ fn a_burst_s_memory_is_given_back_once_it_pauses() {
             .map(|i| chunk(4_000, &format!("{i} {padding}")))
             .collect();
         let before = status_kb("RssAnon");
-        // Twice: malloc maps the first big buffers apart and unmaps them when freed; only
-        // then does it raise its threshold, and later ones stay in the threads' arenas.
-        for _ in 0..2 {
-            std::thread::scope(|s| {
-                for c in &chunks {
-                    let out = &out;
-                    s.spawn(move || assert_eq!(out.flush("app", c), FLB_OK));
+        // The burst's peak, sampled while it runs.
+        let bursting = std::sync::atomic::AtomicBool::new(true);
+        let peak = std::thread::scope(|s| {
+            let sampler = s.spawn(|| {
+                let mut peak = 0;
+                while bursting.load(std::sync::atomic::Ordering::Relaxed) {
+                    peak = peak.max(status_kb("RssAnon"));
+                    std::thread::sleep(Duration::from_micros(200));
                 }
+                peak
             });
-        }
-        let after_burst = status_kb("RssAnon");
-        // At least half of what the burst added goes back. The release comes 5 s after the
-        // last big flush ended; wait for it, at most 60 s.
-        let given_back = |now: usize| now < before + (after_burst - before) / 2;
-        let mut now = after_burst;
-        for _ in 0..600 {
+            // Twice: the second round's big blocks are the first's, from the allocator's
+            // cache (and through glibc alone, from the arenas once the first were freed).
+            for _ in 0..2 {
+                std::thread::scope(|s| {
+                    for c in &chunks {
+                        let out = &out;
+                        s.spawn(move || assert_eq!(out.flush("app", c), FLB_OK));
+                    }
+                });
+            }
+            bursting.store(false, std::sync::atomic::Ordering::Relaxed);
+            sampler.join().expect("sampler")
+        });
+        // At least half of what the burst added at its peak goes back: the big buffers at
+        // once, the rest 5 s after the last big flush ended. Wait for it, at most 30 s (the
+        // flush threads, which keep their stacks, end after 60).
+        let given_back = |now: usize| now < before + peak.saturating_sub(before) / 2;
+        let mut now = status_kb("RssAnon");
+        for _ in 0..300 {
             now = status_kb("RssAnon");
             if given_back(now) {
                 break;
@@ -509,7 +528,7 @@ fn a_burst_s_memory_is_given_back_once_it_pauses() {
         }
         assert!(
             given_back(now),
-            "anonymous memory: {before} KiB before the burst, {after_burst} after it, still {now}"
+            "anonymous memory: {before} KiB before the burst, {peak} at its peak, still {now}"
         );
         assert_eq!(out.exit(), FLB_OK);
         return;
