@@ -7,11 +7,16 @@
 //! ours and waits: see [`offload`]. Nothing borrowed from the host outlives the call that
 //! lent it: the thread reads the chunk and tag where the host lent them ([`Lent`]) while
 //! the call waits for it to finish, and holds a counted handle on the instance.
+//!
+//! [`allocator`], the library's global allocator, is the other side of the C boundary:
+//! the libc calls that map and unmap memory for big blocks.
 
 use std::ffi::{CStr, CString, c_char, c_int, c_void};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
+
+pub mod allocator;
 
 use crate::instance::{Host, HostThread, Instance, Outcome, Workers};
 use crate::log::{HostLog, Level};
@@ -251,11 +256,11 @@ pub unsafe extern "C" fn FLBPluginInit(plugin: *mut c_void) -> c_int {
 }
 
 /// Gives the free memory back to the system: the big blocks' cached mappings
-/// ([`crate::allocator::release`]), and what malloc holds free (glibc's `malloc_trim(0)`:
+/// ([`allocator::release`]), and what malloc holds free (glibc's `malloc_trim(0)`:
 /// the free pages of every arena, the host's too, which only gains; elsewhere than glibc,
 /// nothing). Called once the big flushes paused (`runtime::BigFlush`).
 pub fn release_free_memory() {
-    crate::allocator::release();
+    allocator::release();
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: no argument but a size; glibc locks each arena while it trims it.
     unsafe {
@@ -269,7 +274,7 @@ pub fn release_free_memory() {
 /// back on every `free` that leaves 128 KiB there, until the first such mapped block is
 /// freed: then both thresholds rise to that block's size (and twice it), for good. Fluent
 /// Bit does that with its first big chunk; our big blocks no longer go through `malloc`
-/// ([`crate::allocator`]), so without a host that did, the flush threads' arenas would be
+/// ([`allocator`]), so without a host that did, the flush threads' arenas would be
 /// cut back and faulted in again on every flush (measured: +45 % page faults, ~+12 % CPU
 /// per event). One mapped block of 1 MiB, freed at once, raises them as Fluent Bit's first
 /// chunk would; it changes nothing where they are higher or fixed by `mallopt`.

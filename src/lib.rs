@@ -29,8 +29,8 @@
 //! 9. [`runtime`] (the shared async runtime and the flush threads), [`shutdown`] (a stop
 //!    signal ends the flushes' waits) and [`log`] (Fluent Bit–style log lines).
 //!
-//! Invariants: `unsafe_code` is denied everywhere but [`abi`], [`allocator`] (big blocks
-//! in mappings of their own, given back once flushes pause) and [`scan`] (the escaping
+//! Invariants: `unsafe_code` is denied everywhere but [`abi`] (the C boundary, and in
+//! [`abi::allocator`] the library's allocator) and [`scan`] (the escaping
 //! scan's vector loads, each inside its slice; AVX2 or NEON only where detected); no panic crosses
 //! the C boundary; no record is dropped without a counted, logged reason; nothing deep or
 //! big runs on Fluent Bit's stack.
@@ -38,14 +38,12 @@
 #![deny(unsafe_code)]
 #![warn(unreachable_pub, unused_must_use)]
 
-/// Big blocks are their own mappings, given back to the system when freed ([`allocator`]).
+/// Big blocks in mappings of their own, given back once flushes pause ([`abi::allocator`]).
 #[global_allocator]
-static ALLOCATOR: allocator::Allocator = allocator::Allocator;
+static ALLOCATOR: abi::allocator::Allocator = abi::allocator::Allocator;
 
 #[allow(unsafe_code)] // The C boundary: the one place with raw pointers.
 pub mod abi;
-#[allow(unsafe_code)] // The global allocator: mmap, munmap and mremap for big blocks.
-pub mod allocator;
 pub mod batch;
 pub mod body;
 pub mod cache;
