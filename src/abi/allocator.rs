@@ -9,7 +9,8 @@
 //! went back into the arena's *top*, which neither `free` (below a threshold glibc raises
 //! too) nor `malloc_trim` gives back for the arenas of threads other than the main one:
 //! after a burst, each flush thread's arena could keep ~3 MiB for good, depending on the
-//! order in which the buffers happened to be allocated (under CPU load, most of the time).
+//! order in which the buffers happened to be allocated (in about a third of the runs of a
+//! test of four concurrent flushes, more often on a busy machine).
 //!
 //! Here a block of [`BIG`] bytes or more is a mapping of its own. A freed one goes to a small
 //! cache, from which the next big block is taken with its pages already in memory (mapping

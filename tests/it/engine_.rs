@@ -474,8 +474,8 @@ fn a_refused_role_duration_falls_back_to_one_hour() {
 /// took goes back to the system. Before, it stayed in the flush threads' malloc arenas:
 /// glibc's `malloc_trim` gives back what is free inside an arena but not the free end (the
 /// *top*) of a thread's arena, where a flush's big buffers landed depending on the order they
-/// were allocated in — under CPU load most of the time (this test failed in CI and in five
-/// of eight runs beside four busy loops: 10.6 of the burst's ~13 MiB kept for a minute).
+/// were allocated in (this test failed in CI, and in 5 of 17 runs beside four busy loops:
+/// 9.0 to 10.8 of the burst's ~13.4 MiB still held after a minute).
 /// Big blocks are now mappings of their own (`allocator`), given back when freed; the
 /// small ones are trimmed once flushes pause.
 #[test]
